@@ -1,0 +1,83 @@
+"""Plays a JSONL file of webhook-format mentions as if they were arriving live.
+
+The first line's `created_at` is mapped to the moment of the first poll and the gaps
+between lines are divided by `speed`; the cursor remembers that start and the next
+line, so a restart continues where it stopped instead of replaying from the top.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from connectors.base import Batch, Rejected, SourceError
+from connectors.webhook import ItemError, parse_item
+
+
+class ReplayConnector:
+    kind: ClassVar[str] = "replay"
+    polled: ClassVar[bool] = True
+
+    def __init__(self, path: str | Path, speed: float = 1.0):
+        self.path = Path(path)
+        self.speed = speed
+        self._lines: list[str] | None = None
+
+    @classmethod
+    def from_config(cls, source: Any) -> ReplayConnector:
+        return cls(source.path, source.speed)
+
+    def _read(self) -> list[str]:
+        if self._lines is None:
+            try:
+                self._lines = self.path.read_text(encoding="utf-8").splitlines()
+            except OSError as exc:
+                raise SourceError(f"cannot read replay file {self.path}: {exc.strerror}") from exc
+        return self._lines
+
+    async def fetch(self, cursor: str | None, now: datetime) -> Batch:
+        lines = self._read()
+        start, position = _decode(cursor, now)
+        origin = self._origin(lines)
+        batch = Batch()
+        while position < len(lines):
+            line = lines[position]
+            if not line.strip():
+                position += 1
+                continue
+            try:
+                item, _ = parse_item(json.loads(line))
+            except (json.JSONDecodeError, ItemError) as exc:
+                batch.rejected.append(Rejected(f"line {position + 1}: {exc}", line[:2000]))
+                position += 1
+                continue
+            shifted = start + (item.created_at - (origin or item.created_at)) / self.speed
+            if shifted > now:
+                break
+            batch.items.append(replace(item, created_at=shifted))
+            position += 1
+        batch.cursor = json.dumps({"start": start.isoformat(), "line": position})
+        return batch
+
+    @staticmethod
+    def _origin(lines: list[str]) -> datetime | None:
+        """The first valid line's time: the moment that becomes 'now' on the first poll."""
+        for line in lines:
+            try:
+                return parse_item(json.loads(line))[0].created_at
+            except (json.JSONDecodeError, ItemError):
+                continue
+        return None
+
+    async def close(self) -> None:
+        self._lines = None
+
+
+def _decode(cursor: str | None, now: datetime) -> tuple[datetime, int]:
+    if not cursor:
+        return now, 0
+    data = json.loads(cursor)
+    return datetime.fromisoformat(data["start"]), int(data["line"])

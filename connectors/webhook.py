@@ -1,0 +1,130 @@
+"""Pushed mentions (SPEC §4): the webhook body format, its HMAC signature, and parsing.
+
+The same object format is read by `listener ingest` and the `replay` source, so all
+three go through `parse_item`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from datetime import datetime
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from connectors.base import RawAuthor, RawItem
+
+SIGNATURE_HEADER = "X-Listener-Signature"
+
+
+class ItemError(ValueError):
+    """One pushed object is unusable; the message names the field."""
+
+
+class AuthorIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    handle: str = Field(min_length=1, max_length=200)
+    name: str = Field("", max_length=200)
+    email: str | None = Field(None, max_length=320)
+    followers: int | None = Field(None, ge=0)
+
+
+class MentionIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: str = Field(min_length=1, max_length=200)
+    text: str = Field(max_length=100_000)
+    created_at: datetime
+    url: str | None = Field(None, max_length=4000)
+    channel: str = Field("web", min_length=1, max_length=30)
+    author: AuthorIn
+    lang: str | None = Field(None, max_length=10)
+    in_reply_to: str | None = Field(None, max_length=200)
+    source: str | None = None
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) else value
+
+    @field_validator("created_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("created_at needs a UTC offset, e.g. 2026-11-23T09:15:00+03:00")
+        return value
+
+
+def parse_item(obj: Any) -> tuple[RawItem, str | None]:
+    """Validate one webhook-format object; returns the item and its optional `source`."""
+    try:
+        mention = MentionIn.model_validate(obj)
+    except ValidationError as exc:
+        first = exc.errors(include_input=False, include_url=False)
+        raise ItemError("; ".join(_describe(e) for e in first)) from None
+    author = mention.author
+    item = RawItem(
+        external_id=mention.id,
+        text=mention.text,
+        created_at=mention.created_at,
+        channel=mention.channel.lower(),
+        url=mention.url,
+        lang=mention.lang,
+        in_reply_to=mention.in_reply_to,
+        author=RawAuthor(author.handle, author.name, author.email, author.followers),
+    )
+    return item, mention.source
+
+
+def _describe(error: dict[str, Any]) -> str:
+    path = ".".join(str(p) for p in error["loc"]) or "(body)"
+    return f"{path}: {error['msg'].removeprefix('Value error, ')}"
+
+
+def parse_body(raw: bytes) -> list[RawItem]:
+    """One object or a list of them; any bad object rejects the whole body (nothing stored)."""
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ItemError(f"body is not valid JSON: {exc}") from None
+    objects = data if isinstance(data, list) else [data]
+    if not objects:
+        raise ItemError("body is an empty list")
+    items = []
+    for index, obj in enumerate(objects):
+        try:
+            items.append(parse_item(obj)[0])
+        except ItemError as exc:
+            where = f"[{index}] " if isinstance(data, list) else ""
+            raise ItemError(f"{where}{exc}") from None
+    return items
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def signature_valid(secret: str, body: bytes, header: str | None) -> bool:
+    return bool(secret) and bool(header) and hmac.compare_digest(sign(secret, body), header)
+
+
+class WebhookConnector:
+    """Push-only: nothing to poll; the web layer verifies and parses bodies with this."""
+
+    kind: ClassVar[str] = "webhook"
+    polled: ClassVar[bool] = False
+
+    def __init__(self, source_id: str, secret: str):
+        self.source_id = source_id
+        self._secret = secret
+
+    @classmethod
+    def from_config(cls, source: Any) -> WebhookConnector:
+        return cls(source.id, source.secret.get_secret_value())
+
+    def verify(self, body: bytes, header: str | None) -> bool:
+        return signature_valid(self._secret, body, header)
+
+    def __repr__(self) -> str:
+        return f"WebhookConnector({self.source_id!r}, secret=***)"

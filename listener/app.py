@@ -1,0 +1,135 @@
+"""The one place where everything is wired from one validated config object."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from connectors import build_connector
+from listener import db
+from listener.clock import SystemClock
+from listener.config import Config
+from listener.coordinator import Coordinator
+from listener.gauges import refresh_gauges
+from listener.metrics import Metrics
+from listener.pipeline.enrich import Enricher
+from listener.pipeline.ingest import Pipeline
+from listener.pipeline.route import Routing
+from listener.store import Store
+from listener.store.actions import sync_agents
+from sla.planner import DeadlinePlanner
+
+log = logging.getLogger("listener")
+GAUGE_REFRESH_SECONDS = 15
+
+
+@dataclass
+class Services:
+    config: Config
+    store: Store
+    metrics: Metrics
+    clock: Any
+    pipeline: Pipeline
+    coordinator: Coordinator
+    push_sources: dict[str, Any] = field(default_factory=dict)
+
+
+def build_services(config: Config, clock: Any = None, enricher: Enricher | None = None) -> Services:
+    """Fails early (LookupError/ValueError naming the source) on a kind without a connector."""
+    clock = clock or SystemClock()
+    store = Store.open(config.database.url)
+    metrics = Metrics()
+    pipeline = Pipeline(
+        store,
+        enricher or Enricher(),
+        Routing.from_config(config),
+        DeadlinePlanner.from_config(config),
+        metrics,
+        brand_accounts=config.brand_accounts,
+        clock=clock,
+    )
+    coordinator = Coordinator(pipeline, store, metrics, clock)
+    services = Services(config, store, metrics, clock, pipeline, coordinator)
+    for source in config.sources:
+        if not source.enabled:
+            continue
+        connector = build_connector(source)
+        if getattr(connector, "polled", False):
+            coordinator.add(source, connector)
+        else:
+            services.push_sources[source.id] = connector
+    return services
+
+
+def agent_rows(config: Config) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": a.id,
+            "name": a.name or a.id,
+            "channels": list(a.channels),
+            "languages": list(a.languages),
+            "max_open": a.max_open,
+            "shift": a.shift,
+            "slack": a.slack,
+        }
+        for a in config.agents
+    ]
+
+
+async def prepare_database(services: Services, migrate: bool) -> None:
+    if migrate:
+        await db.migrate(services.store.engine)
+    elif not await db.at_head(services.store.engine):
+        raise RuntimeError(
+            "the database schema is not at the latest migration; "
+            "run `listener migrate --config FILE` or drop --no-migrate"
+        )
+    async with services.store.write() as session:
+        await sync_agents(session, agent_rows(services.config))
+
+
+SERVICES = web.AppKey("services", Services)
+
+
+def init_app(services: Services, migrate: bool = True, background: bool = True) -> web.Application:
+    """`background=False` gives tests the web app without pollers and timers."""
+    from listener.web import setup_web
+
+    app = web.Application(client_max_size=8 * 1024 * 1024)
+    app[SERVICES] = services
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        await prepare_database(services, migrate)
+        scheduler = AsyncIOScheduler(timezone="UTC")
+        if background:
+            services.coordinator.schedule(scheduler)
+            scheduler.add_job(
+                refresh_gauges,
+                "interval",
+                seconds=GAUGE_REFRESH_SECONDS,
+                args=[services.store, services.metrics, services.clock],
+                id="gauges",
+                next_run_time=services.clock.now(),
+                max_instances=1,
+                coalesce=True,
+            )
+            scheduler.start()
+        log.info(
+            "listener ready: %d polled sources, %d push sources",
+            len(services.coordinator.sources),
+            len(services.push_sources),
+        )
+        yield
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
+        await services.coordinator.drain()
+        await services.store.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    setup_web(app)
+    return app

@@ -1,0 +1,164 @@
+"""`listener serve | migrate | check-config | ingest | sla explain`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from listener.config import Config, ConfigError, load_config
+
+EXIT_CONFIG = 2
+
+
+def _load(path: str) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"{path}: the config has {len(exc.problems)} problem(s):", file=sys.stderr)
+        for key, message in exc.problems:
+            print(f"  {key}: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = _load(args.file)
+    from connectors import CONNECTORS
+
+    missing = [
+        (i, s) for i, s in enumerate(config.sources) if s.enabled and s.kind not in CONNECTORS
+    ]
+    for index, source in missing:
+        print(
+            f"  sources[{index}].kind: {source.kind!r} has no connector in this version yet; "
+            "set enabled: false",
+            file=sys.stderr,
+        )
+    if missing:
+        return EXIT_CONFIG
+    print(
+        f"{args.file}: OK ({len(config.sources)} sources, {len(config.agents)} agents, "
+        f"{len(config.sla.policies)} SLA policies)"
+    )
+    return 0
+
+
+def _services(config: Config) -> object:
+    from listener.app import build_services
+
+    try:
+        return build_services(config)
+    except (LookupError, ValueError) as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from listener.app import init_app
+
+    config = _load(args.config)
+    services = _services(config)
+    app = init_app(services, migrate=not args.no_migrate)  # type: ignore[arg-type]
+    host, port = config.server.host, config.server.port
+    web.run_app(
+        app,
+        host=host,
+        port=port,
+        shutdown_timeout=30,
+        access_log=None,
+        print=lambda _: print(
+            f"Listener is running on http://{host}:{port} (Ctrl+C to stop)", flush=True
+        ),
+    )
+    logging.getLogger("listener").info("stopped cleanly")
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from listener import db
+
+    config = _load(args.config)
+
+    async def run() -> str | None:
+        engine = db.create_engine(config.database.url)
+        try:
+            await db.migrate(engine)
+            return await db.current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    print(f"database at revision {asyncio.run(run())} (head)")
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from listener.ingest_file import ingest_file
+
+    config = _load(args.config)
+    services = _services(config)
+    report = asyncio.run(ingest_file(services, args.path, args.source))  # type: ignore[arg-type]
+    print(report.summary())
+    return 0 if report.readable else 1
+
+
+def cmd_sla_explain(args: argparse.Namespace) -> int:
+    from listener.explain import explain
+
+    config = _load(args.config)
+    services = _services(config)
+    text, found = asyncio.run(explain(services, args.mention_id))  # type: ignore[arg-type]
+    print(text)
+    return 0 if found else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="listener", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run pollers, router, SLA engine, dashboard and API")
+    serve.add_argument("--config", required=True)
+    serve.add_argument("--no-migrate", action="store_true", help="do not apply migrations")
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="upgrade the database to the latest schema")
+    migrate.add_argument("--config", required=True)
+    migrate.set_defaults(func=cmd_migrate)
+
+    check = sub.add_parser("check-config", help="validate a config file (exit 2 on errors)")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_check_config)
+
+    ingest = sub.add_parser("ingest", help="push mentions from a JSONL file through the pipeline")
+    ingest.add_argument("--config", required=True)
+    ingest.add_argument(
+        "--source", help="source id for every line (default: the line's \"source\", else 'ingest')"
+    )
+    ingest.add_argument("path")
+    ingest.set_defaults(func=cmd_ingest)
+
+    sla = sub.add_parser("sla", help="SLA tools")
+    sla_sub = sla.add_subparsers(dest="sla_command", required=True)
+    explain = sla_sub.add_parser("explain", help="show how a mention's deadline was computed")
+    explain.add_argument("--config", required=True)
+    explain.add_argument("mention_id", type=int)
+    explain.set_defaults(func=cmd_sla_explain)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,416 @@
+"""The validated configuration: one pydantic model per section, loaded from YAML.
+
+Errors are collected, not raised one at a time, so `listener check-config` can show
+every problem with its key path (`sources[2].url: ...`). Secrets are `SecretStr`,
+which keeps them out of reprs, logs and error messages.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from sla.durations import parse_at_risk, parse_duration, parse_hours_range, parse_time_of_day
+
+ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+WEEKDAY_KEYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+SECRET_FIELDS = ("bearer_token", "secret", "webhook_url", "api_tokens", "client_secret", "password")
+
+
+class ConfigError(Exception):
+    """Every problem found in a config file, each as (key path, message)."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+        super().__init__("\n".join(f"{path}: {message}" for path, message in problems))
+
+
+def _duration(value: Any) -> Any:
+    return parse_duration(value) if isinstance(value, str) else value
+
+
+def _time_of_day(value: Any) -> Any:
+    return parse_time_of_day(value) if isinstance(value, str) else value
+
+
+def _at_risk(value: Any) -> Any:
+    return parse_at_risk(value) if isinstance(value, str) else value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+TimeOfDay = Annotated[int, BeforeValidator(_time_of_day)]
+AtRisk = Annotated[timedelta | float, BeforeValidator(_at_risk)]
+
+
+def _first_response(value: Any) -> Any:
+    if value == "same_day" or not isinstance(value, str):
+        return value
+    return parse_duration(value)
+
+
+FirstResponse = Annotated[str | timedelta, BeforeValidator(_first_response)]
+StrList = Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseConfig(Section):
+    url: str = "sqlite+aiosqlite:///data/listener.db"
+
+    @field_validator("url")
+    @classmethod
+    def _known_driver(cls, url: str) -> str:
+        if not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "use sqlite+aiosqlite:///path/to/file.db or postgresql+asyncpg://user@host/db"
+            )
+        return url
+
+
+class ServerConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    api_tokens: list[SecretStr] = []
+    public_url: str | None = None
+
+    def token_allowed(self, token: str) -> bool:
+        """An empty configured token never matches (an unset env var must not open the API)."""
+        return bool(token) and any(
+            t.get_secret_value() and t.get_secret_value() == token for t in self.api_tokens
+        )
+
+
+class HolidaysConfig(Section):
+    country: str
+
+
+class CalendarConfig(Section):
+    hours: dict[str, str] = {day: "09:00-18:00" for day in WEEKDAY_KEYS[:5]}
+    holidays: HolidaysConfig | None = None
+    closed: list[date] = []
+
+    @field_validator("hours")
+    @classmethod
+    def _valid_hours(cls, hours: dict[str, str]) -> dict[str, str]:
+        for day, text in hours.items():
+            if day not in WEEKDAY_KEYS:
+                raise ValueError(f"unknown day {day!r}; use {', '.join(WEEKDAY_KEYS)}")
+            parse_hours_range(text)
+        return hours
+
+
+class SourceBase(Section):
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    enabled: bool = True
+
+
+class PolledSource(SourceBase):
+    interval: Duration = timedelta(seconds=300)
+    backfill: Duration = timedelta(days=1)
+    timeout: Duration = timedelta(seconds=30)
+
+    @field_validator("interval")
+    @classmethod
+    def _sane_interval(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1):
+            raise ValueError("interval must be at least 1s")
+        return value
+
+
+class TwitterSource(PolledSource):
+    kind: Literal["twitter"]
+    query: str
+    bearer_token: SecretStr
+    base_url: str = "https://api.twitter.com"
+
+
+class RedditSource(PolledSource):
+    kind: Literal["reddit"]
+    query: str
+    base_url: str = "https://www.reddit.com"
+
+
+class MastodonSource(PolledSource):
+    kind: Literal["mastodon"]
+    hashtag: str
+    base_url: str = "https://mastodon.social"
+
+
+class DiscourseSource(PolledSource):
+    kind: Literal["discourse"]
+    base_url: str
+
+
+class RssSource(PolledSource):
+    kind: Literal["rss"]
+    url: str
+
+
+class HtmlSelectors(Section):
+    item: str
+    id: str
+    text: str
+    author: str | None = None
+    link: str | None = None
+    created_at: str | None = None
+
+
+class HtmlSource(PolledSource):
+    kind: Literal["html"]
+    url: str
+    selectors: HtmlSelectors
+
+
+class WebhookSource(SourceBase):
+    kind: Literal["webhook"]
+    secret: SecretStr
+
+    @model_validator(mode="after")
+    def _secret_when_enabled(self) -> WebhookSource:
+        if self.enabled and not self.secret.get_secret_value():
+            raise ValueError(
+                "secret: an enabled webhook source needs a non-empty secret (set it via ${ENV_VAR})"
+            )
+        return self
+
+
+class ReplaySource(PolledSource):
+    """Plays a JSONL file as if live: the first line's time becomes the moment of the first poll."""
+
+    kind: Literal["replay"]
+    path: str
+    interval: Duration = timedelta(seconds=5)
+    speed: float = Field(1.0, gt=0)
+
+
+SourceConfig = Annotated[
+    TwitterSource
+    | RedditSource
+    | MastodonSource
+    | DiscourseSource
+    | RssSource
+    | HtmlSource
+    | WebhookSource
+    | ReplaySource,
+    Field(discriminator="kind"),
+]
+SOURCE_KINDS = ("twitter", "reddit", "mastodon", "discourse", "rss", "html", "webhook", "replay")
+
+
+class AgentConfig(Section):
+    id: str = Field(min_length=1)
+    name: str = ""
+    channels: StrList
+    languages: StrList = []
+    max_open: int = Field(25, ge=0)
+    shift: str | None = None
+    slack: str | None = None
+    teams: StrList = []
+
+
+class RuleMatch(Section):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    channels: StrList = Field([], alias="channel")
+    languages: StrList = Field([], alias="lang")
+    sources: StrList = Field([], alias="source")
+    segments: StrList = Field([], alias="segment")
+    priorities: StrList = Field([], alias="priority")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plural_keys(cls, data: Any) -> Any:
+        """Accept both `channel: x` and `channels: [x]` spellings."""
+        if not isinstance(data, dict):
+            return data
+        singular = {
+            "channels": "channel",
+            "languages": "lang",
+            "sources": "source",
+            "segments": "segment",
+            "priorities": "priority",
+        }
+        return {singular.get(k, k): v for k, v in data.items()}
+
+
+class RoutingRuleConfig(Section):
+    match: RuleMatch = RuleMatch()
+    agents: StrList
+
+
+class RoutingConfig(Section):
+    strategy: Literal["least_loaded", "round_robin"] = "least_loaded"
+    rules: list[RoutingRuleConfig] = []
+
+
+class PolicyConfig(Section):
+    name: str
+    match: RuleMatch = RuleMatch()
+    first_response: FirstResponse = "same_day"
+    cutoff: TimeOfDay | None = None
+    at_risk: AtRisk | None = None
+
+
+class SlaConfig(Section):
+    policies: list[PolicyConfig] = []
+
+
+class AlertConfig(Section):
+    kind: Literal["slack"]
+    webhook_url: SecretStr
+    enabled: bool = True
+    on: list[Literal["at_risk", "breached", "escalated", "spike"]] = ["at_risk", "breached"]
+
+
+class Config(Section):
+    timezone: str = "UTC"
+    database: DatabaseConfig = DatabaseConfig()
+    server: ServerConfig = ServerConfig()
+    calendar: CalendarConfig = CalendarConfig()
+    sources: list[SourceConfig] = []
+    brand_accounts: dict[str, StrList] = {}
+    agents: list[AgentConfig] = []
+    routing: RoutingConfig = RoutingConfig()
+    sla: SlaConfig = SlaConfig()
+    alerts: list[AlertConfig] = []
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {name!r}; use an IANA name like Europe/Istanbul"
+            ) from None
+        return name
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Config:
+        for section, items in (("sources", self.sources), ("agents", self.agents)):
+            seen: set[str] = set()
+            for item in items:
+                if item.id in seen:
+                    raise ValueError(f"{section}: id {item.id!r} is used twice")
+                seen.add(item.id)
+        return self
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def source(self, source_id: str) -> SourceConfig | None:
+        return next((s for s in self.sources if s.id == source_id), None)
+
+
+def interpolate(node: Any, path: str, problems: list[tuple[str, str]]) -> Any:
+    """Replace ${VAR} / ${VAR:-default} in every string of the parsed YAML tree.
+
+    Done on the tree rather than the raw text so an env value can never inject YAML.
+    """
+    if isinstance(node, dict):
+        return {
+            k: interpolate(v, f"{path}.{k}" if path else str(k), problems) for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [interpolate(v, f"{path}[{i}]", problems) for i, v in enumerate(node)]
+    if not isinstance(node, str):
+        return node
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        value = os.environ.get(name)
+        if value is None or (value == "" and default is not None):
+            if default is None:
+                problems.append((path, f"environment variable {name} is not set"))
+                return ""
+            return default
+        return value
+
+    return ENV_PATTERN.sub(replace, node)
+
+
+def format_loc(loc: tuple[Any, ...]) -> str:
+    """('sources', 2, 'html', 'url') -> 'sources[2].url' (drops the union tag pydantic adds)."""
+    parts: list[str] = []
+    for i, item in enumerate(loc):
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif (loc[0] == "sources" and i == 2 and item in SOURCE_KINDS) or item.startswith(
+            "function-"
+        ):
+            continue
+        else:
+            parts.append(("." if parts else "") + item)
+    return "".join(parts) or "(top level)"
+
+
+def parse_config(data: Any) -> Config:
+    problems: list[tuple[str, str]] = []
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([("(top level)", "the config must be a YAML mapping of sections")])
+    data = interpolate(data, "", problems)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors(include_input=False, include_url=False):
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append((format_loc(tuple(error["loc"])), message))
+        raise ConfigError(_unique(problems)) from None
+    if problems:
+        raise ConfigError(_unique(problems))
+    return config
+
+
+def _unique(problems: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return list(dict.fromkeys(problems))
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """YAML 1.1 reads `on:`/`off:`/`yes`/`no` as booleans, which breaks `alerts[].on`;
+    only true/false are booleans here."""
+
+
+_YamlLoader.yaml_implicit_resolvers = {
+    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([(str(path), f"cannot read the config file: {exc.strerror}")]) from None
+    try:
+        data = yaml.load(text, Loader=_YamlLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+        raise ConfigError([(where, f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from None
+    return parse_config(data)

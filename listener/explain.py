@@ -1,0 +1,58 @@
+"""`listener sla explain`: recompute a mention's deadline and show every calendar step."""
+
+from __future__ import annotations
+
+from listener.app import Services
+from listener.humanize import time_left
+from listener.models import Customer
+from listener.store import queries as q
+from sla.policy import MentionFacts, select_policy, sla_state
+
+
+async def explain(services: Services, mention_id: int) -> tuple[str, bool]:
+    now = services.clock.now()
+    tz = services.config.tz
+    try:
+        async with services.store.read() as session:
+            row = await q.get_mention(session, mention_id)
+            customer = (
+                await session.get(Customer, row[0].customer_id)
+                if row and row[0].customer_id
+                else None
+            )
+    finally:
+        await services.store.close()
+    if row is None:
+        return f"mention {mention_id} does not exist", False
+    mention, _ = row
+    facts = MentionFacts(
+        channel=mention.channel,
+        source=mention.source,
+        lang=mention.lang,
+        segment=customer.segment if customer else None,
+        priority=mention.priority,
+    )
+    lines = [
+        f"mention {mention.id} · {mention.channel} via {mention.source} · status {mention.status}"
+    ]
+    planner = services.pipeline.planner
+    policy = select_policy(planner.policies, facts)
+    if policy is None:
+        lines.append(
+            "no SLA policy matches (channel, source, language, segment, priority); no deadline"
+        )
+        return "\n".join(lines), True
+    lines.append(f"policy: {policy.name} (first match of {len(planner.policies)})")
+    deadline = planner.plan(facts, mention.created_at)
+    assert deadline is not None
+    lines.extend(f"  {step}" for step in deadline.steps)
+    if mention.deadline_at and mention.deadline_at != deadline.deadline_at:
+        lines.append(
+            f"stored deadline {mention.deadline_at.astimezone(tz).isoformat()} differs: "
+            "the config changed since it was computed"
+        )
+    state = sla_state(mention.deadline_at, mention.at_risk_at, mention.first_response_at, now)
+    lines.append(
+        f"state now: {state} ({time_left(mention.deadline_at, now, mention.first_response_at)})"
+    )
+    return "\n".join(lines), True

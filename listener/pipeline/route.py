@@ -1,0 +1,63 @@
+"""Routing stage: config agents and rules, evaluated by the pure `listener.router`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from listener.router import AgentProfile, Decision, RoutingFacts, RoutingRule, choose_agent
+from listener.shifts import Shift
+from sla.policy import MentionFacts
+
+
+def profile_from_config(agent: Any, tz: ZoneInfo) -> AgentProfile:
+    return AgentProfile(
+        id=agent.id,
+        name=agent.name or agent.id,
+        channels=frozenset(agent.channels),
+        languages=frozenset(agent.languages),
+        max_open=agent.max_open,
+        shift=Shift.parse(agent.shift, tz) if agent.shift else None,
+        teams=frozenset(agent.teams),
+    )
+
+
+def rule_from_config(rule: Any) -> RoutingRule:
+    match = {key: list(values) for key, values in rule.match.model_dump().items() if values}
+    return RoutingRule(match=match, agents=tuple(rule.agents))
+
+
+class Routing:
+    def __init__(self, agents: list[AgentProfile], rules: list[RoutingRule], strategy: str):
+        self.agents = agents
+        self.rules = rules
+        self.strategy = strategy
+
+    @classmethod
+    def from_config(cls, config: Any) -> Routing:
+        tz = config.tz
+        return cls(
+            [profile_from_config(a, tz) for a in config.agents],
+            [rule_from_config(r) for r in config.routing.rules],
+            config.routing.strategy,
+        )
+
+    def decide(
+        self,
+        facts: MentionFacts,
+        loads: Mapping[str, int],
+        now: datetime,
+        last_assigned: str | None,
+    ) -> Decision:
+        routing_facts = RoutingFacts(
+            channel=facts.channel,
+            lang=facts.lang,
+            source=facts.source,
+            segment=facts.segment,
+            priority=facts.priority,
+        )
+        return choose_agent(
+            routing_facts, self.agents, loads, now, self.strategy, self.rules, last_assigned
+        )

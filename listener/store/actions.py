@@ -1,0 +1,94 @@
+"""What an agent does to a mention. Each returns the updated row or raises a typed error
+the web layer maps to an HTTP status."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from listener.models import Agent, Mention, MentionEvent
+
+
+class NotFound(LookupError):
+    pass
+
+
+class Conflict(RuntimeError):
+    pass
+
+
+class Invalid(ValueError):
+    pass
+
+
+async def _mention(session: AsyncSession, mention_id: int) -> Mention:
+    mention = await session.get(Mention, mention_id)
+    if mention is None:
+        raise NotFound(f"mention {mention_id} does not exist")
+    return mention
+
+
+async def assign(
+    session: AsyncSession, mention_id: int, agent_id: str | None, actor: str, now: datetime
+) -> Mention:
+    mention = await _mention(session, mention_id)
+    if agent_id is not None and await session.get(Agent, agent_id) is None:
+        raise Invalid(f"agent {agent_id!r} is not configured; GET /api/v1/agents lists them")
+    mention.assignee = agent_id
+    if mention.status in ("new", "assigned"):
+        mention.status = "assigned" if agent_id else "new"
+    session.add(
+        MentionEvent(
+            mention_id=mention.id, kind="assigned", at=now, actor=actor, data={"agent": agent_id}
+        )
+    )
+    return mention
+
+
+async def mark_responded(
+    session: AsyncSession,
+    mention_id: int,
+    actor: str,
+    now: datetime,
+    note: str | None = None,
+    kind: str = "responded",
+    data: dict[str, Any] | None = None,
+) -> Mention:
+    """The first response stops the clock; a second one is a conflict, not a new stop time."""
+    mention = await _mention(session, mention_id)
+    if mention.first_response_at is not None:
+        raise Conflict(
+            f"mention {mention_id} was already answered at {mention.first_response_at.isoformat()}"
+        )
+    mention.first_response_at = now
+    mention.status = "responded"
+    session.add(
+        MentionEvent(
+            mention_id=mention.id,
+            kind=kind,
+            at=now,
+            actor=actor,
+            data={"note": note, **(data or {})},
+        )
+    )
+    return mention
+
+
+async def sync_agents(session: AsyncSession, agents: list[dict[str, Any]]) -> None:
+    """Mirror the config's agents; ones removed from config stay for history, inactive."""
+    configured = {a["id"] for a in agents}
+    existing = {a.id: a for a in await session.scalars(select(Agent))}
+    for values in agents:
+        row = existing.get(values["id"])
+        if row is None:
+            session.add(Agent(**values, active=True))
+        else:
+            for key, value in values.items():
+                setattr(row, key, value)
+            row.active = True
+    for agent_id, row in existing.items():
+        if agent_id not in configured:
+            row.active = False

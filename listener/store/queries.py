@@ -1,0 +1,213 @@
+"""Reads and agent actions for the API and dashboard. SLA state is derived from the
+stored times and `now`, so it is always current without a sweeper rewriting rows."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from listener.models import (
+    OPEN_STATUSES,
+    Agent,
+    Author,
+    Customer,
+    Mention,
+    MentionEvent,
+    SourceState,
+)
+
+SLA_STATES = ("on_track", "at_risk", "breached", "met", "missed")
+
+
+def sla_state_condition(state: str, now: datetime) -> ColumnElement[bool]:
+    responded = Mention.first_response_at.is_not(None)
+    has_deadline = Mention.deadline_at.is_not(None)
+    late = Mention.deadline_at <= now
+    risky = and_(Mention.at_risk_at.is_not(None), Mention.at_risk_at <= now)
+    conditions = {
+        "met": and_(has_deadline, responded, Mention.first_response_at <= Mention.deadline_at),
+        "missed": and_(has_deadline, responded, Mention.first_response_at > Mention.deadline_at),
+        "breached": and_(has_deadline, ~responded, late),
+        "at_risk": and_(has_deadline, ~responded, ~late, risky),
+        "on_track": and_(has_deadline, ~responded, ~late, ~risky),
+    }
+    return conditions[state]
+
+
+def sla_state_expression(now: datetime) -> ColumnElement[Any]:
+    return case(*((sla_state_condition(s, now), s) for s in SLA_STATES), else_=None)
+
+
+@dataclass(frozen=True)
+class MentionFilter:
+    status: str | None = None
+    channel: str | None = None
+    source: str | None = None
+    assignee: str | None = None
+    sla_state: str | None = None
+    q: str | None = None
+    limit: int = 50
+    cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class MentionPage:
+    rows: list[tuple[Mention, Author | None]]
+    next_cursor: str | None
+
+
+def encode_cursor(mention_id: int) -> str:
+    return base64.urlsafe_b64encode(f"id:{mention_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """Raises ValueError on anything that is not a cursor this API handed out."""
+    padded = cursor + "=" * (-len(cursor) % 4)
+    text = base64.urlsafe_b64decode(padded.encode()).decode()
+    if not text.startswith("id:"):
+        raise ValueError("not a cursor")
+    return int(text[3:])
+
+
+def _mention_query() -> Any:
+    return select(Mention, Author).outerjoin(Author, Author.id == Mention.author_id)
+
+
+async def list_mentions(session: AsyncSession, flt: MentionFilter, now: datetime) -> MentionPage:
+    query = _mention_query()
+    if flt.status:
+        query = query.where(Mention.status == flt.status)
+    if flt.channel:
+        query = query.where(Mention.channel == flt.channel)
+    if flt.source:
+        query = query.where(Mention.source == flt.source)
+    if flt.assignee:
+        query = query.where(Mention.assignee == flt.assignee)
+    if flt.sla_state:
+        query = query.where(sla_state_condition(flt.sla_state, now))
+    if flt.q:
+        pattern = "%" + flt.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(
+            or_(Mention.text.ilike(pattern, escape="\\"), Author.handle.ilike(pattern, escape="\\"))
+        )
+    if flt.cursor:
+        query = query.where(Mention.id < decode_cursor(flt.cursor))
+    query = query.order_by(Mention.id.desc()).limit(flt.limit + 1)
+    rows = [(m, a) for m, a in (await session.execute(query)).all()]
+    more = len(rows) > flt.limit
+    rows = rows[: flt.limit]
+    return MentionPage(rows, encode_cursor(rows[-1][0].id) if more and rows else None)
+
+
+async def queue(session: AsyncSession, limit: int = 200) -> list[tuple[Mention, Author | None]]:
+    """The dashboard's work queue: open mentions, most urgent deadline first."""
+    query = (
+        _mention_query()
+        .where(Mention.status.in_(OPEN_STATUSES))
+        .order_by(Mention.deadline_at.is_(None), Mention.deadline_at, Mention.id)
+        .limit(limit)
+    )
+    return [(m, a) for m, a in (await session.execute(query)).all()]
+
+
+async def get_mention(
+    session: AsyncSession, mention_id: int
+) -> tuple[Mention, Author | None] | None:
+    row = (await session.execute(_mention_query().where(Mention.id == mention_id))).first()
+    return (row[0], row[1]) if row else None
+
+
+async def get_customer(
+    session: AsyncSession, customer_id: int, history_limit: int = 50
+) -> tuple[Customer, list[Author], list[Mention]] | None:
+    customer = await session.get(Customer, customer_id)
+    if customer is None:
+        return None
+    authors = list(
+        await session.scalars(
+            select(Author).where(Author.customer_id == customer_id).order_by(Author.id)
+        )
+    )
+    history = list(
+        await session.scalars(
+            select(Mention)
+            .where(Mention.customer_id == customer_id)
+            .order_by(Mention.created_at.desc())
+            .limit(history_limit)
+        )
+    )
+    return customer, authors, history
+
+
+async def list_agents(session: AsyncSession) -> list[tuple[Agent, int]]:
+    counts = dict(
+        (
+            await session.execute(
+                select(Mention.assignee, func.count())
+                .where(Mention.status.in_(OPEN_STATUSES), Mention.assignee.is_not(None))
+                .group_by(Mention.assignee)
+            )
+        ).all()
+    )
+    agents = await session.scalars(select(Agent).where(Agent.active).order_by(Agent.id))
+    return [(agent, counts.get(agent.id, 0)) for agent in agents]
+
+
+async def open_by_channel_state(session: AsyncSession, now: datetime) -> dict[tuple[str, str], int]:
+    state = sla_state_expression(now)
+    rows = await session.execute(
+        select(Mention.channel, state, func.count())
+        .where(Mention.status.in_(OPEN_STATUSES))
+        .group_by(Mention.channel, state)
+    )
+    return {(channel, st or "none"): count for channel, st, count in rows}
+
+
+async def oldest_open_by_channel(session: AsyncSession) -> dict[str, datetime]:
+    rows = await session.execute(
+        select(Mention.channel, func.min(Mention.created_at))
+        .where(Mention.status.in_(OPEN_STATUSES))
+        .group_by(Mention.channel)
+    )
+    return {channel: oldest for channel, oldest in rows if oldest is not None}
+
+
+async def sla_summary(session: AsyncSession, now: datetime) -> dict[str, Any]:
+    state = sla_state_expression(now)
+    rows = await session.execute(
+        select(Mention.channel, state, func.count())
+        .where(Mention.deadline_at.is_not(None))
+        .group_by(Mention.channel, state)
+    )
+    by_state = dict.fromkeys(SLA_STATES, 0)
+    by_channel: dict[str, dict[str, int]] = {}
+    for channel, st, count in rows:
+        if st is None:
+            continue
+        by_state[st] += count
+        by_channel.setdefault(channel, dict.fromkeys(SLA_STATES, 0))[st] += count
+    unassigned = await session.scalar(
+        select(func.count())
+        .select_from(Mention)
+        .where(Mention.status == "new", Mention.assignee.is_(None))
+    )
+    return {"states": by_state, "channels": by_channel, "unassigned": unassigned or 0}
+
+
+async def source_states(session: AsyncSession) -> list[SourceState]:
+    return list(await session.scalars(select(SourceState).order_by(SourceState.id)))
+
+
+async def events_for(session: AsyncSession, mention_id: int) -> list[MentionEvent]:
+    return list(
+        await session.scalars(
+            select(MentionEvent)
+            .where(MentionEvent.mention_id == mention_id)
+            .order_by(MentionEvent.id)
+        )
+    )

@@ -1,0 +1,168 @@
+"""REST API v1 handlers: parse, call the store, render JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from listener.app import SERVICES, Services
+from listener.models import STATUSES
+from listener.store import MentionFilter
+from listener.store import queries as q
+from listener.store.actions import Conflict, Invalid, NotFound, assign, mark_responded
+from listener.web.errors import APIError
+from listener.web.serialize import agent_json, customer_json, mention_json
+
+routes = web.RouteTableDef()
+MAX_LIMIT = 500
+
+
+def services(request: web.Request) -> Services:
+    return request.app[SERVICES]
+
+
+def int_param(request: web.Request, name: str) -> int:
+    value = request.match_info[name]
+    if not value.isdigit():
+        raise APIError(404, "not_found", f"{name} must be a number, got {value[:40]!r}")
+    return int(value)
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    try:
+        body = await request.json(loads=json.loads)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise APIError(400, "bad_json", f"body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise APIError(422, "invalid", "body must be a JSON object")
+    return body
+
+
+def parse_filter(request: web.Request) -> MentionFilter:
+    query = request.query
+    try:
+        limit = int(query.get("limit", "50"))
+    except ValueError:
+        raise APIError(400, "bad_request", "limit must be a number") from None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise APIError(400, "bad_request", f"limit must be between 1 and {MAX_LIMIT}")
+    status = query.get("status") or None
+    if status and status not in STATUSES:
+        raise APIError(400, "bad_request", f"status must be one of {', '.join(STATUSES)}")
+    sla_state = query.get("sla_state") or None
+    if sla_state and sla_state not in q.SLA_STATES:
+        raise APIError(400, "bad_request", f"sla_state must be one of {', '.join(q.SLA_STATES)}")
+    cursor = query.get("cursor") or None
+    if cursor:
+        try:
+            q.decode_cursor(cursor)
+        except (ValueError, UnicodeDecodeError):
+            raise APIError(400, "bad_cursor", "cursor is not one this API returned") from None
+    return MentionFilter(
+        status=status,
+        channel=query.get("channel") or None,
+        source=query.get("source") or None,
+        assignee=query.get("assignee") or None,
+        sla_state=sla_state,
+        q=query.get("q") or None,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+@routes.get("/api/v1/mentions")
+async def list_mentions(request: web.Request) -> web.Response:
+    svc = services(request)
+    flt = parse_filter(request)
+    now = svc.clock.now()
+    async with svc.store.read() as session:
+        page = await q.list_mentions(session, flt, now)
+    return web.json_response(
+        {"items": [mention_json(m, a, now) for m, a in page.rows], "next_cursor": page.next_cursor}
+    )
+
+
+@routes.get("/api/v1/mentions/{id}")
+async def get_mention(request: web.Request) -> web.Response:
+    svc = services(request)
+    mention_id = int_param(request, "id")
+    now = svc.clock.now()
+    async with svc.store.read() as session:
+        row = await q.get_mention(session, mention_id)
+        if row is None:
+            raise APIError(404, "not_found", f"mention {mention_id} does not exist")
+        body = mention_json(*row, now)
+        customer = await q.get_customer(session, row[0].customer_id) if row[0].customer_id else None
+        events = await q.events_for(session, mention_id)
+    body["customer"] = customer_json(*customer, now) if customer else None
+    body["events"] = [
+        {"kind": e.kind, "at": e.at.isoformat(), "actor": e.actor, "data": e.data} for e in events
+    ]
+    return web.json_response(body)
+
+
+async def _act(request: web.Request, action: Any, **kwargs: Any) -> web.Response:
+    svc = services(request)
+    mention_id = int_param(request, "id")
+    now = svc.clock.now()
+    try:
+        async with svc.store.write() as session:
+            await action(session, mention_id, now=now, **kwargs)
+    except NotFound as exc:
+        raise APIError(404, "not_found", str(exc)) from None
+    except Invalid as exc:
+        raise APIError(422, "invalid", str(exc)) from None
+    except Conflict as exc:
+        raise APIError(409, "conflict", str(exc)) from None
+    async with svc.store.read() as session:
+        row = await q.get_mention(session, mention_id)
+    assert row is not None
+    return web.json_response(mention_json(*row, now))
+
+
+@routes.post("/api/v1/mentions/{id}/assign")
+async def assign_mention(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    if "agent" not in body or not (body["agent"] is None or isinstance(body["agent"], str)):
+        raise APIError(422, "invalid", 'send {"agent": "<agent id>"} (or null to unassign)')
+    return await _act(request, assign, agent_id=body["agent"], actor=body.get("by") or "api")
+
+
+@routes.post("/api/v1/mentions/{id}/respond")
+async def respond_mention(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    note = body.get("note")
+    if note is not None and not isinstance(note, str):
+        raise APIError(422, "invalid", "note must be a string")
+    return await _act(request, mark_responded, actor=body.get("by") or "api", note=note)
+
+
+@routes.get("/api/v1/agents")
+async def list_agents(request: web.Request) -> web.Response:
+    async with services(request).store.read() as session:
+        agents = await q.list_agents(session)
+    return web.json_response({"items": [agent_json(a, n) for a, n in agents]})
+
+
+@routes.get("/api/v1/customers/{id}")
+async def get_customer(request: web.Request) -> web.Response:
+    svc = services(request)
+    customer_id = int_param(request, "id")
+    async with svc.store.read() as session:
+        found = await q.get_customer(session, customer_id)
+    if found is None:
+        raise APIError(404, "not_found", f"customer {customer_id} does not exist")
+    return web.json_response(customer_json(*found, svc.clock.now()))
+
+
+@routes.get("/api/v1/sla/summary")
+async def sla_summary(request: web.Request) -> web.Response:
+    svc = services(request)
+    now = svc.clock.now()
+    async with svc.store.read() as session:
+        summary = await q.sla_summary(session, now)
+    return web.json_response({"now": now.isoformat(), **summary})

@@ -1,0 +1,57 @@
+"""The queue page the team keeps open all day: most urgent first, time left in words."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from listener.app import SERVICES
+from listener.humanize import time_left
+from listener.store import queries as q
+from listener.web import JINJA
+from listener.web.serialize import author_json
+from sla.policy import sla_state
+
+routes = web.RouteTableDef()
+REFRESH_SECONDS = 10
+
+
+@routes.get("/")
+async def queue_page(request: web.Request) -> web.Response:
+    svc = request.app[SERVICES]
+    now = svc.clock.now()
+    async with svc.store.read() as session:
+        rows = await q.queue(session)
+        summary = await q.sla_summary(session, now)
+    tz = svc.config.tz
+    mentions = []
+    for mention, author in rows:
+        state = sla_state(mention.deadline_at, mention.at_risk_at, mention.first_response_at, now)
+        mentions.append(
+            {
+                "id": mention.id,
+                "channel": mention.channel,
+                "source": mention.source,
+                "author": author_json(author) or {"handle": "?", "name": ""},
+                "text": mention.text,
+                "url": mention.url
+                if (mention.url or "").startswith(("http://", "https://"))
+                else None,
+                "assignee": mention.assignee,
+                "priority": mention.priority,
+                "lang": mention.lang,
+                "state": state or "none",
+                "time_left": time_left(mention.deadline_at, now),
+                "posted": mention.created_at.astimezone(tz).strftime("%H:%M"),
+            }
+        )
+    html = (
+        request.app[JINJA]
+        .get_template("queue.html")
+        .render(
+            mentions=mentions,
+            summary=summary,
+            refresh=REFRESH_SECONDS,
+            timezone=svc.config.timezone,
+        )
+    )
+    return web.Response(text=html, content_type="text/html")

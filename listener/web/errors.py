@@ -1,0 +1,56 @@
+"""JSON errors for the API ({"error": {"code", "message"}}), plain pages elsewhere."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+log = logging.getLogger("listener.web")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class APIError(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def error_response(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    422: "invalid",
+    429: "rate_limited",
+}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    is_api = request.path.startswith("/api/")
+    try:
+        return await handler(request)
+    except APIError as exc:
+        return error_response(exc.status, exc.code, exc.message)
+    except web.HTTPException as exc:
+        if not is_api or exc.status < 400:
+            raise
+        return error_response(
+            exc.status, HTTP_CODES.get(exc.status, "error"), exc.reason or "request failed"
+        )
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        if is_api:
+            return error_response(500, "internal", "internal error; see the server log")
+        raise
