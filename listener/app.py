@@ -22,6 +22,7 @@ from listener.pipeline.ingest import Pipeline
 from listener.pipeline.route import Routing
 from listener.store import Store
 from listener.store.actions import sync_agents
+from responders.drafts import Drafter
 from sla.planner import DeadlinePlanner
 
 log = logging.getLogger("listener")
@@ -37,6 +38,11 @@ class Services:
     pipeline: Pipeline
     coordinator: Coordinator
     push_sources: dict[str, Any] = field(default_factory=dict)
+    drafter: Drafter = field(default_factory=Drafter)
+
+    def connector_for(self, source_id: str) -> Any:
+        polled = self.coordinator.sources.get(source_id)
+        return polled.connector if polled else self.push_sources.get(source_id)
 
 
 def build_services(config: Config, clock: Any = None, enricher: Enricher | None = None) -> Services:

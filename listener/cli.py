@@ -13,13 +13,17 @@ from listener.config import Config, ConfigError, load_config
 EXIT_CONFIG = 2
 
 
+def _print_problems(path: str, problems: Sequence[tuple[str, str]]) -> None:
+    print(f"{path}: the config has {len(problems)} problem(s):", file=sys.stderr)
+    for key, message in problems:
+        print(f"  {key}: {message}", file=sys.stderr)
+
+
 def _load(path: str) -> Config:
     try:
         return load_config(path)
     except ConfigError as exc:
-        print(f"{path}: the config has {len(exc.problems)} problem(s):", file=sys.stderr)
-        for key, message in exc.problems:
-            print(f"  {key}: {message}", file=sys.stderr)
+        _print_problems(path, exc.problems)
         raise SystemExit(EXIT_CONFIG) from None
 
 
@@ -28,15 +32,15 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     from connectors import CONNECTORS
 
     missing = [
-        (i, s) for i, s in enumerate(config.sources) if s.enabled and s.kind not in CONNECTORS
-    ]
-    for index, source in missing:
-        print(
-            f"  sources[{index}].kind: {source.kind!r} has no connector in this version yet; "
-            "set enabled: false",
-            file=sys.stderr,
+        (
+            f"sources[{i}].kind",
+            f"{s.kind!r} has no connector in this version yet; set enabled: false on {s.id!r}",
         )
+        for i, s in enumerate(config.sources)
+        if s.enabled and s.kind not in CONNECTORS
+    ]
     if missing:
+        _print_problems(args.file, missing)
         return EXIT_CONFIG
     print(
         f"{args.file}: OK ({len(config.sources)} sources, {len(config.agents)} agents, "

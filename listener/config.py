@@ -16,16 +16,20 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from listener.shifts import Shift
+from sla.calendar import BusinessCalendar
 from sla.durations import parse_at_risk, parse_duration, parse_hours_range, parse_time_of_day
 
 ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
@@ -101,19 +105,34 @@ class ServerConfig(Section):
 class HolidaysConfig(Section):
     country: str
 
+    @field_validator("country")
+    @classmethod
+    def _known_country(cls, country: str) -> str:
+        """`serve` would refuse an unknown code at start-up; say so at check-config time."""
+        BusinessCalendar(ZoneInfo("UTC"), {}, holiday_country=country)
+        return country
+
+
+def _hours_range(text: str) -> str:
+    parse_hours_range(text)
+    return text
+
+
+# Validated per value so an error names the day: `calendar.hours.mon: ...`.
+HoursRange = Annotated[str, AfterValidator(_hours_range)]
+
 
 class CalendarConfig(Section):
-    hours: dict[str, str] = {day: "09:00-18:00" for day in WEEKDAY_KEYS[:5]}
+    hours: dict[str, HoursRange] = {day: "09:00-18:00" for day in WEEKDAY_KEYS[:5]}
     holidays: HolidaysConfig | None = None
     closed: list[date] = []
 
     @field_validator("hours")
     @classmethod
-    def _valid_hours(cls, hours: dict[str, str]) -> dict[str, str]:
-        for day, text in hours.items():
+    def _valid_days(cls, hours: dict[str, str]) -> dict[str, str]:
+        for day in hours:
             if day not in WEEKDAY_KEYS:
                 raise ValueError(f"unknown day {day!r}; use {', '.join(WEEKDAY_KEYS)}")
-            parse_hours_range(text)
         return hours
 
 
@@ -183,13 +202,16 @@ class WebhookSource(SourceBase):
     kind: Literal["webhook"]
     secret: SecretStr
 
-    @model_validator(mode="after")
-    def _secret_when_enabled(self) -> WebhookSource:
-        if self.enabled and not self.secret.get_secret_value():
+    @field_validator("secret")
+    @classmethod
+    def _secret_when_enabled(cls, secret: SecretStr, info: ValidationInfo) -> SecretStr:
+        """A field validator (not a model one) so the error is reported at `sources[i].secret`;
+        `enabled` is declared first, so it is already in `info.data`."""
+        if info.data.get("enabled", True) and not secret.get_secret_value():
             raise ValueError(
-                "secret: an enabled webhook source needs a non-empty secret (set it via ${ENV_VAR})"
+                "an enabled webhook source needs a non-empty secret (set it via ${ENV_VAR})"
             )
-        return self
+        return secret
 
 
 class ReplaySource(PolledSource):
@@ -224,6 +246,14 @@ class AgentConfig(Section):
     shift: str | None = None
     slack: str | None = None
     teams: StrList = []
+
+    @field_validator("shift")
+    @classmethod
+    def _valid_shift(cls, shift: str | None) -> str | None:
+        """Checks the syntax only; `serve` reads it in the config's time zone."""
+        if shift is not None:
+            Shift.parse(shift, ZoneInfo("UTC"))
+        return shift
 
 
 class RuleMatch(Section):
@@ -372,9 +402,12 @@ def parse_config(data: Any) -> Config:
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
+        unset = {path for path, _ in problems}  # an unset ${VAR} explains its key's error
         for error in exc.errors(include_input=False, include_url=False):
             message = error["msg"].removeprefix("Value error, ")
-            problems.append((format_loc(tuple(error["loc"])), message))
+            key = format_loc(tuple(error["loc"]))
+            if key not in unset:
+                problems.append((key, message))
         raise ConfigError(_unique(problems)) from None
     if problems:
         raise ConfigError(_unique(problems))

@@ -350,9 +350,10 @@ EN_EXPECTED = (
 TR_COPULA_NEG = re.compile(r"degil\w*$|yok(?:tu|mus|tur)?$")
 TR_HELPER_VERBS = ("ol", "et", "ed", "edil", "yap")
 TR_TROUBLE = ("sorun", "problem", "sikinti", "ariza", "hata")
-"""Negated helper verbs ("memnun olmadım", "tavsiye etmem") flip the word before them,
-and any negated verb flips trouble words ("sorun yaşamadım"); other negated verbs
-("gelmedi", "çalışmıyor") are a complaint on their own."""
+"""Negated helper verbs flip praise before them ("memnun olmadım", "tavsiye etmem") but
+not complaints ("iade edilmedi" is still a complaint); any negated verb flips trouble
+words ("sorun yaşamadım"); other negated verbs ("gelmedi", "çalışmıyor") are a
+complaint on their own."""
 
 TR_FOLD = str.maketrans("çğıöşüâîû", "cgiosuaiu")
 TR_VERB_NEG = re.compile(r"(m[iu]yor|m[ae]d[iu]|m[ae]z|m[ae]y[ae]c[ae]k|m[ae]m[iu]s)\w{0,8}$")
@@ -535,9 +536,11 @@ def _tr_negation(words: list[tuple[str, bool]], valences: list[float], i: int) -
     word = words[i][0]
     copula = TR_COPULA_NEG.match(word) is not None
     match = None if copula else TR_VERB_NEG.search(word, 2)
-    helper = copula or (match is not None and word[: match.start()] in TR_HELPER_VERBS)
+    helper = match is not None and word[: match.start()] in TR_HELPER_VERBS
     for j in (i - 1, i - 2):
-        if j >= 0 and valences[j] and (helper or words[j][0].startswith(TR_TROUBLE)):
+        if j < 0 or not valences[j]:
+            continue
+        if copula or (helper and valences[j] > 0) or words[j][0].startswith(TR_TROUBLE):
             valences[j] *= -1.0 if valences[j] > 0 else -0.74
             return 0.0
     if word.startswith("degil"):

@@ -56,9 +56,15 @@ async def mark_responded(
     note: str | None = None,
     kind: str = "responded",
     data: dict[str, Any] | None = None,
+    repeat_ok: bool = False,
 ) -> Mention:
-    """The first response stops the clock; a second one is a conflict, not a new stop time."""
+    """The first response stops the clock; a second one never moves the stop time. Marking
+    responded twice is a conflict; a further reply sent (`repeat_ok`) is only recorded."""
     mention = await _mention(session, mention_id)
+    if mention.first_response_at is not None and repeat_ok:
+        session.add(MentionEvent(mention_id=mention.id, kind=kind, at=now, actor=actor,
+                                 data=data))
+        return mention
     if mention.first_response_at is not None:
         raise Conflict(
             f"mention {mention_id} was already answered at {mention.first_response_at.isoformat()}"

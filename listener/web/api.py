@@ -14,6 +14,7 @@ from listener.store import queries as q
 from listener.store.actions import Conflict, Invalid, NotFound, assign, mark_responded
 from listener.web.errors import APIError
 from listener.web.serialize import agent_json, customer_json, mention_json
+from responders.drafts import UnknownTemplate
 
 routes = web.RouteTableDef()
 MAX_LIMIT = 500
@@ -139,6 +140,47 @@ async def respond_mention(request: web.Request) -> web.Response:
     if note is not None and not isinstance(note, str):
         raise APIError(422, "invalid", "note must be a string")
     return await _act(request, mark_responded, actor=body.get("by") or "api", note=note)
+
+
+@routes.post("/api/v1/mentions/{id}/reply")
+async def reply_mention(request: web.Request) -> web.Response:
+    """Draft from a tone template (or take the agent's text) and, with send, post it
+    through the source's connector; a sent reply is the first response."""
+    svc = services(request)
+    mention_id = int_param(request, "id")
+    body = await json_body(request)
+    text, template, send = body.get("text"), body.get("template"), body.get("send", False)
+    if not isinstance(send, bool) or any(
+        v is not None and not isinstance(v, str) for v in (text, template)
+    ):
+        raise APIError(422, "invalid", 'send {"text": str, "template": str, "send": bool}')
+    if not text and not template:
+        raise APIError(422, "invalid", "give the reply text, or a template to draft from")
+    async with svc.store.read() as session:
+        row = await q.get_mention(session, mention_id)
+    if row is None:
+        raise APIError(404, "not_found", f"mention {mention_id} does not exist")
+    mention, author = row
+    if not text:
+        handle = author.handle if author else ""
+        name = ((author.name if author else "") or handle).split(" ")[0]
+        try:
+            text = svc.drafter.draft(mention.channel, template, mention.lang, name=name,
+                                     handle=handle)
+        except UnknownTemplate as exc:
+            raise APIError(422, "unknown_template", str(exc)) from None
+    if not send:
+        return web.json_response({"draft": text, "sent": False})
+    replier = getattr(svc.connector_for(mention.source), "reply", None)
+    if replier is None:
+        raise APIError(409, "cannot_send",
+                       f"source {mention.source!r} cannot send replies from Listener; answer "
+                       f"on the platform, then POST /api/v1/mentions/{mention_id}/respond")
+    await replier(mention.external_id, text)
+    response = await _act(request, mark_responded, actor=body.get("by") or "api", note=None,
+                          kind="replied", data={"text": text}, repeat_ok=True)
+    return web.json_response({"draft": text, "sent": True,
+                              "mention": json.loads(response.body)})
 
 
 @routes.get("/api/v1/agents")

@@ -1,0 +1,212 @@
+"""Polling end to end: connector → coordinator → pipeline → database, on both backends."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from sqlalchemy import func, select
+
+from connectors.base import Batch, RateLimited, RawAuthor, RawItem, SourceError
+from listener.app import build_services, prepare_database
+from listener.models import Mention, RejectedItem, SourceState
+from tests.conftest import IST, make_config
+
+
+class ScriptedConnector:
+    """A fake upstream for coordinator behaviour only; HTTP connectors get real servers."""
+
+    kind: ClassVar[str] = "replay"
+    polled: ClassVar[bool] = True
+
+    def __init__(self, items: list[RawItem]):
+        self.items = items
+        self.calls: list[str | None] = []
+        self.fail_with: Exception | None = None
+
+    async def fetch(self, cursor: str | None, now: datetime) -> Batch:
+        self.calls.append(cursor)
+        if self.fail_with is not None:
+            raise self.fail_with
+        start = int(cursor or 0)
+        return Batch(items=self.items[start:], cursor=str(len(self.items)))
+
+    async def close(self) -> None:
+        pass
+
+
+def item(n: int, created_at: datetime, channel: str = "twitter", handle: str = "ali",
+         in_reply_to: str | None = None, text: str = "Kargom nerede? Hâlâ gelmedi!") -> RawItem:
+    return RawItem(external_id=str(n), text=text, created_at=created_at, channel=channel,
+                   author=RawAuthor(handle, handle.title()), in_reply_to=in_reply_to,
+                   url=f"https://x.com/{handle}/status/{n}")
+
+
+def replay_source(path: Path, **extra: Any) -> dict[str, Any]:
+    return {"id": "demo", "kind": "replay", "path": str(path), "interval": "5s", **extra}
+
+
+async def setup(db_url: str, clock: Any, enricher: Any, connector: Any = None,
+                **source: Any) -> Any:
+    config = make_config(db_url, sources=[replay_source(Path("unused.jsonl"), **source)])
+    services = build_services(config, clock=clock, enricher=enricher)
+    if connector is not None:
+        services.coordinator.sources["demo"].connector = connector
+    await prepare_database(services, migrate=True)
+    return services
+
+
+async def count(services: Any, model: Any = Mention) -> int:
+    async with services.store.read() as session:
+        return await session.scalar(select(func.count()).select_from(model))
+
+
+async def test_crash_between_fetch_and_commit_refetches_and_stores_once(
+        db_url: str, clock: Any, enricher: Any) -> None:
+    connector = ScriptedConnector([item(i, clock.now() - timedelta(minutes=i)) for i in range(5)])
+    services = await setup(db_url, clock, enricher, connector)
+
+    def crash() -> None:
+        raise RuntimeError("power cut before commit")
+
+    services.pipeline.before_commit = crash
+    assert await services.coordinator.poll("demo") == "error"
+    assert await count(services) == 0
+    services.pipeline.before_commit = None
+    services.coordinator.sources["demo"].not_before = None
+    assert await services.coordinator.poll("demo") == "ok"
+    assert connector.calls == [None, None]  # the cursor never advanced past the crash
+    assert await count(services) == 5
+    assert await services.coordinator.poll("demo") == "ok"
+    assert connector.calls[-1] == "5"
+    assert await count(services) == 5
+    await services.store.close()
+
+
+async def test_duplicates_are_ignored_across_restarts(db_url: str, clock: Any,
+                                                      enricher: Any) -> None:
+    items = [item(i, clock.now()) for i in range(3)]
+    for _ in range(2):
+        services = await setup(db_url, clock, enricher, ScriptedConnector(items))
+        await services.coordinator.poll("demo")
+        await services.store.close()
+    services = await setup(db_url, clock, enricher)
+    result = await services.pipeline.ingest(services.coordinator.sources["demo"].config,
+                                            items)
+    assert result.stored == [] and result.duplicates == 3
+    assert await count(services) == 3
+    await services.store.close()
+
+
+async def test_first_poll_does_not_queue_history_older_than_backfill(
+        db_url: str, clock: Any, enricher: Any) -> None:
+    now = clock.now()
+    connector = ScriptedConnector([item(1, now - timedelta(days=30)), item(2, now)])
+    services = await setup(db_url, clock, enricher, connector, backfill="1d")
+    await services.coordinator.poll("demo")
+    async with services.store.read() as session:
+        rows = {m.external_id: m for m in await session.scalars(select(Mention))}
+    assert rows["1"].status == "ignored" and rows["1"].deadline_at is None
+    assert rows["2"].status == "assigned" and rows["2"].deadline_at is not None
+    await services.store.close()
+
+
+async def test_brand_reply_in_thread_stops_the_customers_clock(db_url: str, clock: Any,
+                                                                enricher: Any) -> None:
+    posted = clock.now() - timedelta(minutes=30)
+    connector = ScriptedConnector([
+        item(1, posted),
+        item(2, clock.now(), handle="ACME", in_reply_to="1", text="Hemen bakıyoruz, DM lütfen"),
+    ])
+    services = await setup(db_url, clock, enricher, connector)
+    await services.coordinator.poll("demo")
+    async with services.store.read() as session:
+        rows = {m.external_id: m for m in await session.scalars(select(Mention))}
+    assert rows["1"].status == "responded"
+    assert rows["1"].first_response_at == clock.now()
+    assert rows["2"].status == "ignored" and rows["2"].assignee is None
+    await services.store.close()
+
+
+async def test_rate_limit_and_errors_back_off_and_are_recorded(db_url: str, clock: Any,
+                                                               enricher: Any) -> None:
+    connector = ScriptedConnector([item(1, clock.now())])
+    services = await setup(db_url, clock, enricher, connector)
+    connector.fail_with = RateLimited("429 from upstream", retry_after=120)
+    assert await services.coordinator.poll("demo") == "rate_limited"
+    connector.fail_with = None
+    assert await services.coordinator.poll("demo") == "skipped"  # still inside Retry-After
+    clock.advance(timedelta(seconds=121))
+    assert await services.coordinator.poll("demo") == "ok"
+    connector.fail_with = SourceError("502 Bad Gateway")
+    assert await services.coordinator.poll("demo") == "error"
+    async with services.store.read() as session:
+        state = await session.get(SourceState, "demo")
+    assert state.consecutive_failures == 1 and "502" in state.last_error
+    metrics = services.metrics.registry
+    assert metrics.get_sample_value("listener_source_polls_total",
+                                    {"source": "demo", "outcome": "rate_limited"}) == 1
+    assert metrics.get_sample_value("listener_source_polls_total",
+                                    {"source": "demo", "outcome": "ok"}) == 1
+    await services.store.close()
+
+
+def write_jsonl(path: Path, lines: list[Any]) -> Path:
+    path.write_text("\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n",
+                    encoding="utf-8")
+    return path
+
+
+def webhook_line(n: int, minute: int) -> dict[str, Any]:
+    return {"id": f"r-{n}", "text": f"Where is order {n}?", "channel": "twitter",
+            "created_at": datetime(2026, 1, 5, 9, minute, tzinfo=IST).isoformat(),
+            "author": {"handle": f"u{n}", "name": f"User {n}"}}
+
+
+async def test_replay_plays_the_file_as_if_live_and_records_bad_lines(
+        db_url: str, clock: Any, enricher: Any, tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "m.jsonl", [
+        webhook_line(1, 0), "{not json", webhook_line(2, 10), webhook_line(3, 30)])
+    config = make_config(db_url, sources=[replay_source(path, speed=10)])
+    services = build_services(config, clock=clock, enricher=enricher)
+    await prepare_database(services, migrate=True)
+    start = clock.now()
+    await services.coordinator.poll("demo")
+    assert await count(services) == 1  # line 1 is "now"; the next is 10 min / 10 = 1 min away
+    assert await count(services, RejectedItem) == 1
+    clock.advance(timedelta(minutes=1))
+    await services.coordinator.poll("demo")
+    clock.advance(timedelta(minutes=2))
+    await services.coordinator.poll("demo")
+    async with services.store.read() as session:
+        created = sorted(m.created_at for m in await session.scalars(select(Mention)))
+    assert created == [start, start + timedelta(minutes=1), start + timedelta(minutes=3)]
+    await services.store.close()
+
+
+@pytest.mark.parametrize("moment,expected", [
+    (datetime(2026, 11, 23, 10, 0, tzinfo=IST), {"ayse", "john"}),  # Monday, on shift
+    (datetime(2026, 11, 22, 11, 0, tzinfo=IST), {None}),  # Sunday: nobody on shift
+])
+async def test_routing_only_gives_mentions_to_agents_on_shift_with_the_channel(
+        db_url: str, clock: Any, enricher: Any, moment: datetime, expected: set[Any]) -> None:
+    clock.moment = moment
+    items = [item(i, moment, channel=channel, handle=f"h{i}", text="Where is my refund?")
+             for i, channel in enumerate(["twitter", "twitter", "web", "mastodon", "reddit"])]
+    services = await setup(db_url, clock, enricher, ScriptedConnector(items))
+    await services.coordinator.poll("demo")
+    agents = {a.id: a for a in services.pipeline.routing.agents}
+    async with services.store.read() as session:
+        rows = list(await session.scalars(select(Mention)))
+    assert {m.assignee for m in rows if m.channel != "reddit"} == expected
+    for mention in rows:
+        if mention.assignee:
+            assert mention.channel in agents[mention.assignee].channels
+            assert agents[mention.assignee].shift.covers(moment)
+        else:
+            assert mention.status == "new"
+    assert next(m for m in rows if m.channel == "reddit").assignee is None
+    await services.store.close()
