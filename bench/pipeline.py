@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from connectors.base import RawAuthor, RawItem  # noqa: E402
-from listener.app import build_services, prepare_database  # noqa: E402
-from listener.config import parse_config  # noqa: E402
-from listener.pipeline.ingest import SourceInfo  # noqa: E402
+from connectors.base import RawAuthor, RawItem
+from listener.app import build_services, prepare_database
+from listener.config import parse_config
+from listener.pipeline.ingest import SourceInfo
 
 TEXTS = ("Siparişim hâlâ gelmedi, rezalet bir hizmet!", "Where is my refund? Third email.",
          "Teşekkürler, kargo çok hızlı geldi 👍", "App crashes on login since the update",
