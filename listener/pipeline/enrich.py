@@ -1,6 +1,6 @@
 """Enrichment stage: language, sentiment and priority for one mention.
 
-Everything here is offline and deterministic: lingua for language (models ship with
+Everything here is offline and deterministic: lingua for language (its models ship with
 the wheel) and small hand-written lexicons for Turkish and English sentiment, because
 the service runs without internet and a care team needs "is this an angry customer?"
 more than fine-grained scores.
@@ -25,328 +25,94 @@ ALPHA = 15.0
 
 # Words are matched after Turkish-aware lowering and folding to ASCII (ç→c, ğ→g, ı→i,
 # ö→o, ş→s, ü→u), so "sikayet" typed without Turkish letters still hits "şikayet".
-# A trailing "*" means "stem": it matches any word starting with it, which is how
-# Turkish suffixes (şikayetçiyim, rezaletsiniz, iadesi) are handled. Longest stem wins,
-# so "sorunsuz" (+) beats "sorun" (-).
+# A trailing "*" marks a stem that matches any word starting with it: that is how
+# Turkish suffixes (şikayetçiyim, rezaletsiniz, iadesi) are handled. The longest stem
+# wins, so "sorunsuz" (+) beats "sorun" (-). Emoji lose their U+FE0F, so ❤️ is ❤.
+# fmt: off
 LEXICON: tuple[tuple[str, float], ...] = (
     # Turkish, negative
-    ("rezalet*", -3),
-    ("rezil*", -3),
-    ("berbat*", -3),
-    ("felaket*", -2.5),
-    ("facia*", -2.5),
-    ("skandal*", -2.5),
-    ("mağdur*", -2.5),
-    ("şikayet*", -2),
-    ("iade*", -1),
-    ("bozuk*", -2),
-    ("bozul*", -2),
-    ("kötü*", -2),
-    ("yanlış*", -1.5),
-    ("hata*", -1.5),
-    ("hatasız*", 1.5),
-    ("sorun*", -1.5),
-    ("sorunsuz*", 2),
-    ("sıkıntı*", -1.5),
-    ("sıkıntısız*", 1.5),
-    ("problem*", -1.5),
-    ("problemsiz*", 1.5),
-    ("arıza*", -2),
-    ("gecik*", -1.5),
-    ("bekliyor*", -1),
-    ("beklet*", -1.5),
-    ("hala", -0.5),
-    ("hâlâ", -0.5),
-    ("kayıp*", -1.5),
-    ("kaybol*", -2),
-    ("kaybet*", -1.5),
-    ("hasar*", -2),
-    ("kırık*", -2),
-    ("kırıl*", -1.5),
-    ("eksik*", -1.5),
-    ("eksiksiz*", 1.5),
-    ("yavaş*", -1),
-    ("çöktü*", -2),
-    ("çöküyor*", -2),
-    ("dolandır*", -3),
-    ("sahtekar*", -3),
-    ("yalan*", -2),
-    ("ilgisiz*", -2),
-    ("saygısız*", -2.5),
-    ("kaba", -2),
-    ("kabaydı", -2),
-    ("kabalık*", -2),
-    ("umursamaz*", -2),
-    ("bıkt*", -2),
-    ("yeter", -1.5),
-    ("utan*", -2),
-    ("maalesef", -1),
-    ("üzgün*", -1.5),
-    ("üzücü", -1.5),
-    ("üzül*", -1.5),
-    ("sinir*", -2),
-    ("kızgın*", -2),
-    ("öfke*", -2),
-    ("çileden", -2),
-    ("kandır*", -2.5),
-    ("zarar*", -2),
-    ("cevapsız*", -2),
-    ("yanıtsız*", -2),
-    ("vasat*", -1),
-    ("fiyasko*", -2.5),
-    ("iptal*", -1),
-    ("asla", -1),
-    ("ayıp*", -2),
-    ("yazık*", -1.5),
-    ("beter*", -2),
-    ("boktan*", -3),
-    ("saçma*", -2),
-    ("çöp", -2),
-    ("fahiş*", -2),
-    ("pahalı*", -1),
-    ("kesinti*", -1.5),
-    ("kesil*", -1.5),
-    ("başarısız*", -2),
-    ("kalitesiz*", -2),
-    ("mutsuz*", -2),
-    ("memnuniyetsiz*", -2),
-    ("acil*", -1),
-    ("avukat*", -1.5),
-    ("dava*", -1.5),
-    ("mahkeme*", -1.5),
+    ("rezalet*", -3), ("rezil*", -3), ("berbat*", -3), ("felaket*", -2.5), ("facia*", -2.5),
+    ("skandal*", -2.5), ("mağdur*", -2.5), ("şikayet*", -2), ("iade*", -1), ("bozuk*", -2),
+    ("bozul*", -2), ("kötü*", -2), ("yanlış*", -1.5), ("hata*", -1.5), ("sorun*", -1.5),
+    ("sıkıntı*", -1.5), ("problem*", -1.5), ("arıza*", -2), ("gecik*", -1.5),
+    ("bekliyor*", -1), ("beklet*", -1.5), ("hala", -0.5), ("hâlâ", -0.5), ("yine", -0.5),
+    ("kayıp*", -1.5), ("kaybol*", -2), ("kaybet*", -1.5), ("hasar*", -2), ("kırık*", -2),
+    ("kırıl*", -1.5), ("eksik*", -1.5), ("yavaş*", -1), ("çöktü*", -2), ("çöküyor*", -2),
+    ("donuyor*", -1.5), ("dondu*", -1.5), ("donmuş*", -1.5), ("dolandır*", -3),
+    ("sahtekar*", -3), ("yalan*", -2), ("ilgisiz*", -2), ("saygısız*", -2.5), ("kaba", -2),
+    ("kabaydı", -2), ("kabalık*", -2), ("umursamaz*", -2), ("bıkt*", -2), ("yeter", -1.5),
+    ("utan*", -2), ("maalesef", -1), ("üzgün*", -1.5), ("üzücü", -1.5), ("üzül*", -1.5),
+    ("sinir*", -2), ("kızgın*", -2), ("öfke*", -2), ("çileden", -2), ("kandır*", -2.5),
+    ("zarar*", -2), ("cevapsız*", -2), ("yanıtsız*", -2), ("vasat*", -1), ("fena*", -2),
+    ("fiyasko*", -2.5), ("iptal*", -1), ("asla", -1), ("ayıp*", -2), ("yazık*", -1.5),
+    ("beter*", -2), ("boktan*", -3), ("saçma*", -2), ("çöp", -2), ("fahiş*", -2),
+    ("pahalı*", -1), ("kesinti*", -1.5), ("kesil*", -1.5), ("başarısız*", -2),
+    ("kalitesiz*", -2), ("mutsuz*", -2), ("memnuniyetsiz*", -2), ("habersiz*", -1.5),
+    ("kimse*", -1), ("acil*", -1), ("avukat*", -1.5), ("dava*", -1.5), ("mahkeme*", -1.5),
+    ("hakem*", -1.5),
     # Turkish, positive
-    ("teşekkür*", 2),
-    ("tşk*", 1.5),
-    ("tsk", 1.5),
-    ("sağol*", 1.5),
-    ("eyvallah", 1.5),
-    ("harika*", 3),
-    ("süper", 2.5),
-    ("süpersiniz", 2.5),
-    ("mükemmel*", 3),
-    ("memnun*", 2),
-    ("güzel*", 2),
-    ("iyi", 1),
-    ("başarılı*", 2),
-    ("hızlı*", 1.5),
-    ("kolay*", 1),
-    ("bayıl*", 2.5),
-    ("bravo", 2),
-    ("tebrik*", 2),
-    ("helal", 2),
-    ("yardımcı*", 1.5),
-    ("yardımsever*", 2),
-    ("çözül*", 1.5),
-    ("çözdü*", 1.5),
-    ("nazik*", 2),
-    ("kibar*", 2),
-    ("profesyonel*", 1.5),
-    ("kaliteli*", 1.5),
-    ("kusursuz*", 3),
-    ("şahane*", 3),
-    ("efsane*", 2.5),
-    ("muhteşem*", 3),
-    ("tavsiye*", 1.5),
-    ("sevdim", 2.5),
-    ("seviyorum", 2.5),
-    ("beğen*", 2),
-    ("sevin*", 2),
-    ("mutlu*", 2),
-    ("ilgilen*", 1),
-    ("hallet*", 1),
-    ("hallol*", 1),
+    ("teşekkür*", 2), ("tşk*", 1.5), ("tsk", 1.5), ("sağol*", 1.5), ("eyvallah", 1.5),
+    ("harika*", 3), ("süper", 2.5), ("süpersiniz", 2.5), ("mükemmel*", 3), ("memnun*", 2),
+    ("güzel*", 2), ("iyi", 1), ("başarılı*", 2), ("hızlı*", 1.5), ("kolay*", 1),
+    ("bayıl*", 2.5), ("bravo", 2), ("tebrik*", 2), ("helal", 2), ("yardımcı*", 1.5),
+    ("yardımsever*", 2), ("çözül*", 1.5), ("çözdü*", 1.5), ("nazik*", 2), ("kibar*", 2),
+    ("profesyonel*", 1.5), ("kaliteli*", 1.5), ("kusursuz*", 3), ("şahane*", 3),
+    ("efsane*", 2.5), ("muhteşem*", 3), ("tavsiye*", 1.5), ("sevdim", 2.5),
+    ("seviyorum", 2.5), ("beğen*", 2), ("sevin*", 2), ("mutlu*", 2), ("ilgilen*", 1),
+    ("hallet*", 1), ("hallol*", 1), ("sorunsuz*", 2), ("sıkıntısız*", 1.5),
+    ("problemsiz*", 1.5), ("hatasız*", 1.5), ("eksiksiz*", 1.5),
     # English, negative
-    ("terrible", -3),
-    ("awful", -3),
-    ("horrible", -3),
-    ("worst", -3),
-    ("bad", -2),
-    ("badly", -2),
-    ("poor*", -1.5),
-    ("useless", -2.5),
-    ("broken", -2),
-    ("fail*", -2),
-    ("scam*", -3),
-    ("fraud*", -3),
-    ("ridiculous", -2.5),
-    ("disappoint*", -2.5),
-    ("angry", -2.5),
-    ("furious", -3),
-    ("annoy*", -2),
-    ("frustrat*", -2.5),
-    ("unacceptable", -3),
-    ("complain*", -1.5),
-    ("refund*", -1),
-    ("late", -1.5),
-    ("delay*", -1.5),
-    ("missing", -1.5),
-    ("lost", -1.5),
-    ("damaged", -2),
-    ("wrong", -1.5),
-    ("error*", -1.5),
-    ("bug", -1.5),
-    ("bugs", -1.5),
-    ("buggy", -2),
-    ("crash*", -2),
-    ("slow*", -1),
-    ("rude*", -2.5),
-    ("hate*", -3),
-    ("suck*", -2.5),
-    ("garbage", -3),
-    ("trash", -2.5),
-    ("joke", -1.5),
-    ("overcharg*", -2.5),
-    ("ripoff", -3),
-    ("nightmare", -3),
-    ("disgust*", -3),
-    ("pathetic", -3),
-    ("incompetent", -3),
-    ("ignor*", -2),
-    ("cancel*", -1),
-    ("issue*", -1),
-    ("outage*", -2),
-    ("down", -1),
-    ("unhappy", -2.5),
-    ("upset", -2),
-    ("sad", -1.5),
-    ("waiting", -1),
-    ("lawyer*", -1.5),
-    ("sue", -2),
-    ("lawsuit", -2),
+    ("terrible", -3), ("awful", -3), ("horrible", -3), ("worst", -3), ("bad", -2),
+    ("badly", -2), ("poor*", -1.5), ("useless", -2.5), ("broken", -2), ("fail*", -2),
+    ("scam*", -3), ("fraud*", -3), ("ridiculous", -2.5), ("disappoint*", -2.5),
+    ("angry", -2.5), ("furious", -3), ("annoy*", -2), ("frustrat*", -2.5),
+    ("unacceptable", -3), ("complain*", -1.5), ("refund*", -1), ("late", -1.5),
+    ("delay*", -1.5), ("missing", -1.5), ("lost", -1.5), ("damaged", -2), ("wrong", -1.5),
+    ("error*", -1.5), ("bug", -1.5), ("bugs", -1.5), ("buggy", -2), ("crash*", -2),
+    ("slow*", -1), ("rude*", -2.5), ("hate*", -3), ("suck*", -2.5), ("garbage", -3),
+    ("trash", -2.5), ("joke", -1.5), ("overcharg*", -2.5), ("ripoff", -3),
+    ("nightmare", -3), ("disgust*", -3), ("pathetic", -3), ("incompetent", -3),
+    ("ignor*", -2), ("cancel*", -1), ("issue*", -1), ("outage*", -2), ("down", -1),
+    ("unhappy", -2.5), ("upset", -2), ("sad", -1.5), ("waiting", -1), ("careless*", -2),
+    ("lawyer*", -1.5), ("sue", -2), ("lawsuit", -2),
     # English, positive
-    ("thank*", 2),
-    ("thx", 1.5),
-    ("great", 2.5),
-    ("excellent", 3),
-    ("amazing", 3),
-    ("awesome", 3),
-    ("love*", 3),
-    ("good", 2),
-    ("nice", 2),
-    ("perfect*", 3),
-    ("fast", 1.5),
-    ("quick*", 1.5),
-    ("helpful", 2),
-    ("happy", 2.5),
-    ("glad", 2),
-    ("pleased", 2),
-    ("satisfied", 2),
-    ("fantastic", 3),
-    ("wonderful", 3),
-    ("best", 2.5),
-    ("recommend*", 2),
-    ("impress*", 2.5),
-    ("smooth*", 1.5),
-    ("easy", 1.5),
-    ("kudos", 2),
-    ("appreciate*", 2),
-    ("resolved", 1.5),
-    ("fixed", 1),
-    ("friendly", 2),
-    ("polite", 1.5),
+    ("thank*", 2), ("thx", 1.5), ("great", 2.5), ("excellent", 3), ("amazing", 3),
+    ("awesome", 3), ("love*", 3), ("good", 2), ("nice", 2), ("perfect*", 3), ("fast", 1.5),
+    ("faster", 1.5), ("quick*", 1.5), ("helpful", 2), ("happy", 2.5), ("glad", 2),
+    ("pleased", 2), ("satisfied", 2), ("fantastic", 3), ("wonderful", 3), ("best", 2.5),
+    ("recommend*", 2), ("impress*", 2.5), ("smooth*", 1.5), ("easy", 1.5), ("kudos", 2),
+    ("appreciate*", 2), ("resolved", 1.5), ("fixed", 1), ("friendly", 2), ("polite", 1.5),
     ("super", 2.5),
-    # Emoji (the tokenizer drops the U+FE0F variation selector, so ❤️ is ❤)
-    ("😡", -2.5),
-    ("🤬", -3),
-    ("👎", -2),
-    ("😠", -2),
-    ("😤", -1.5),
-    ("😢", -1.5),
-    ("😭", -1.5),
-    ("💩", -2),
-    ("🙄", -1),
-    ("😞", -1.5),
-    ("😒", -1),
-    ("🤦", -1),
-    ("😍", 2.5),
-    ("🙏", 1.5),
-    ("👍", 1.5),
-    ("❤", 2),
-    ("♥", 2),
-    ("😊", 1.5),
-    ("🥰", 2.5),
-    ("👏", 1.5),
-    ("💯", 1),
-    ("🎉", 1.5),
-    ("😀", 1),
-    ("😃", 1),
-    ("😁", 1),
-    ("🙂", 0.5),
-    ("🤩", 2.5),
+    # Emoji
+    ("😡", -2.5), ("🤬", -3), ("👎", -2), ("😠", -2), ("😤", -1.5), ("😢", -1.5), ("😭", -1.5),
+    ("💩", -2), ("🙄", -1), ("😞", -1.5), ("😒", -1), ("🤦", -1), ("😍", 2.5), ("🙏", 1.5),
+    ("👍", 1.5), ("❤", 2), ("♥", 2), ("😊", 1.5), ("🥰", 2.5), ("👏", 1.5), ("💯", 1),
+    ("🎉", 1.5), ("😀", 1), ("😃", 1), ("😁", 1), ("🙂", 0.5), ("🤩", 2.5),
 )
-
-INTENSIFIERS = frozenset(
-    {
-        "very",
-        "so",
-        "really",
-        "extremely",
-        "totally",
-        "absolutely",
-        "completely",
-        "incredibly",
-        "utterly",
-        "seriously",
-        "cok",
-        "asiri",
-        "gercekten",
-        "hic",
-        "resmen",
-        "bayagi",
-        "tam",
-        "en",
-        "son",
-        "derece",
-        "inanilmaz",
-    }
-)
+INTENSIFIERS = frozenset({
+    "very", "so", "really", "extremely", "totally", "absolutely", "completely",
+    "incredibly", "utterly", "seriously", "cok", "asiri", "gercekten", "hic", "resmen",
+    "bayagi", "tam", "en", "son", "derece", "inanilmaz",
+})
 BUT_WORDS = frozenset({"but", "however", "ama", "fakat", "ancak", "lakin"})
-EN_NEGATORS = frozenset(
-    {
-        "not",
-        "no",
-        "never",
-        "nor",
-        "cannot",
-        "without",
-        "dont",
-        "didnt",
-        "doesnt",
-        "isnt",
-        "wasnt",
-        "cant",
-        "wont",
-        "havent",
-        "hasnt",
-        "arent",
-        "werent",
-        "couldnt",
-        "wouldnt",
-    }
-)
+EN_NEGATORS = frozenset({
+    "not", "no", "never", "nor", "cannot", "without", "nobody", "nothing", "none", "dont",
+    "didnt", "doesnt", "isnt", "wasnt", "cant", "wont", "havent", "hasnt", "arent",
+    "werent", "couldnt", "wouldnt",
+})
 # After an English negator these are not sentiment words, yet "never arrived",
 # "doesn't work" and "no response" are exactly what an angry customer writes.
 EN_EXPECTED = (
-    "work",
-    "arriv",
-    "receiv",
-    "respon",
-    "repl",
-    "answer",
-    "deliver",
-    "help",
-    "came",
-    "come",
-    "ship",
-    "load",
-    "open",
-    "fix",
-    "refund",
-    "resolv",
-    "show",
-    "get",
-    "got",
+    "work", "arriv", "receiv", "respon", "repl", "answer", "deliver", "help", "came",
+    "come", "ship", "load", "open", "fix", "refund", "resolv", "show", "get", "got", "mov",
+    "call", "hand", "hear",
 )
+# Greetings and sign-offs ("İyi çalışmalar", "Good morning") are politeness, not praise.
+GREETED = frozenset({
+    ("iyi", "gunler"), ("iyi", "calismalar"), ("iyi", "aksamlar"), ("iyi", "haftalar"),
+    ("good", "morning"), ("good", "afternoon"), ("good", "evening"), ("good", "day"),
+})
+# fmt: on
 TR_COPULA_NEG = re.compile(r"degil\w*$|yok(?:tu|mus|tur)?$")
 TR_HELPER_VERBS = ("ol", "et", "ed", "edil", "yap")
 TR_TROUBLE = ("sorun", "problem", "sikinti", "ariza", "hata")
@@ -361,6 +127,11 @@ WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?|[\u2600-\u27bf\U0001f300-\U000
 URL = re.compile(r"https?://\S+|www\.\S+", re.IGNORECASE)
 NOISE = re.compile(r"https?://\S+|www\.\S+|[@#][\w.]+|<[^>]{0,200}>", re.IGNORECASE)
 REPEATS = re.compile(r"(\w)\1{2,}")
+SIGN_OFF = re.compile(
+    r"^\s*(?:thanks|thank you|many thanks|regards|best regards|kind regards|best|cheers"
+    r"|saygılarımla|saygılar|teşekkürler|teşekkür ederim)\s*,\s*$",
+    re.IGNORECASE | re.MULTILINE,
+)
 RISK = re.compile(
     r"\b(avukat\w*|tuketici hakem|hakem heyeti|tuketici mahkeme\w*|dava\w*|mahkeme\w*"
     r"|cimer|btk|kvkk|savcilig\w*|polis\w*|dolandir\w*|yangin\w*|yaralan\w*|zehirlen\w*"
@@ -418,8 +189,8 @@ class Enricher:
         self._stems = {fold(w[:-1]): v for w, v in LEXICON if w.endswith("*")}
 
     def detect_language(self, text: str) -> str | None:
-        """None when there is too little text to tell; Turkish letters (ğ, ı, ş) break
-        ties on one-word posts that lingua is unsure about."""
+        """None when there is too little text to tell; Turkish-only letters (ğ, ı, ş)
+        still answer "tr" for a short post lingua will not commit on."""
         cleaned = NOISE.sub(" ", text[:DETECT_CHARS])
         if sum(ch.isalpha() for ch in cleaned) < 3:
             return None
@@ -430,24 +201,11 @@ class Enricher:
             return "tr"
         return None
 
-    def _lookup(self, word: str) -> tuple[float, int]:
-        """Valence and how many letters of the word the lexicon entry covered."""
-        if word in self._exact:
-            return self._exact[word], len(word)
-        for end in range(len(word), 2, -1):
-            valence = self._stems.get(word[:end])
-            if valence is not None:
-                return valence, end
-        return 0.0, 0
-
     def sentiment(self, text: str, lang: str | None) -> float:
         """Lexicon score with negation, intensifiers, "but", caps and "!" (VADER-style),
         squashed into -1..1 by x / sqrt(x² + 15)."""
-        raw = NOISE.sub(" ", text[:MAX_CHARS]).replace("#", " ")
-        words = [
-            (REPEATS.sub(r"\1", fold(lower(tok, lang))).replace("’", "'"), _is_caps(tok))
-            for tok in WORD.findall(raw)
-        ]
+        raw = SIGN_OFF.sub(" ", NOISE.sub(" ", text[:MAX_CHARS]).replace("#", " "))
+        words = self._words(raw, lang)
         valences = [0.0] * len(words)
         boost = negate = 0
         but_at = None
@@ -483,9 +241,9 @@ class Enricher:
         """Triage rule, first match wins:
 
         1. "low"    spam-like: two spam markers (kazan, bedava, crypto, click here, ...),
-                    or one marker plus a link, or three links — unless clearly negative;
+                    or one marker plus a link, or three links, unless clearly negative;
         2. "urgent" negative (<= -0.3) and a legal/safety/churn word (avukat, tüketici
-                    hakem heyeti, dava, lawyer, sue, scam, yangın, fire, hack, ...) or
+                    hakem heyeti, dava, lawyer, sue, scam, yangın, fire, hack, ...), or
                     negative with a reach of 10k+ followers;
         3. "high"   negative (<= -0.3), or 10k+ followers;
         4. "low"    praise (>= 0.3) that asks nothing (no "?");
@@ -519,6 +277,26 @@ class Enricher:
             lang = self.detect_language(text)
         sentiment = self.sentiment(text, lang)
         return Enrichment(lang, sentiment, self.priority(text, sentiment, followers))
+
+    def _words(self, raw: str, lang: str | None) -> list[tuple[str, bool]]:
+        """Folded words (letter runs squeezed: "berbaaat" → "berbat") with an ALL-CAPS
+        flag, greetings dropped."""
+        words = [
+            (REPEATS.sub(r"\1", fold(lower(tok, lang))).replace("’", "'"), _is_caps(tok))
+            for tok in WORD.findall(raw)
+        ]
+        nexts = [w for w, _ in words[1:]] + [""]
+        return [w for w, after in zip(words, nexts, strict=True) if (w[0], after) not in GREETED]
+
+    def _lookup(self, word: str) -> tuple[float, int]:
+        """Valence and how many letters of the word the lexicon entry covered."""
+        if word in self._exact:
+            return self._exact[word], len(word)
+        for end in range(len(word), 2, -1):
+            valence = self._stems.get(word[:end])
+            if valence is not None:
+                return valence, end
+        return 0.0, 0
 
 
 def _is_caps(token: str) -> bool:

@@ -18,7 +18,9 @@ from listener.metrics import Metrics
 from listener.pipeline.enrich import Enricher
 from listener.pipeline.normalize import normalize
 from listener.pipeline.route import Routing
+from listener.router import Decision
 from listener.store import IngestTx, Store
+from listener.store.ingest import AuthorLink
 from sla.planner import DeadlinePlanner
 from sla.policy import MentionFacts
 
@@ -26,6 +28,7 @@ from sla.policy import MentionFacts
 @dataclass
 class IngestResult:
     stored: list[int] = field(default_factory=list)
+    channels: list[str] = field(default_factory=list)
     duplicates: int = 0
     rejected: int = 0
     responses: int = 0
@@ -79,119 +82,92 @@ class Pipeline:
         for item in map(normalize, items):
             unique.setdefault(item.external_id, item)
         result = IngestResult(rejected=len(rejected), duplicates=len(items) - len(unique))
-        stored_channels: list[str] = []
         async with self.store.write() as session:
             tx = IngestTx(session)
             existing = await tx.existing_ids(source.id, unique)
             result.duplicates += len(existing)
             fresh = [item for key, item in unique.items() if key not in existing]
-            loads = await tx.open_counts() if fresh else {}
-            last = await tx.last_assigned() if fresh else None
-            for item in fresh:
-                queued = queue_after is None or item.created_at >= queue_after
-                mention_id, assignee = await self._store_one(
-                    tx, source, item, now, queued, loads, last
-                )
-                if mention_id is None:
-                    result.duplicates += 1
-                    continue
-                result.stored.append(mention_id)
-                stored_channels.append(item.channel)
-                if assignee:
-                    loads[assignee] = loads.get(assignee, 0) + 1
-                    last = assignee
-                if item.in_reply_to and self.is_brand(item):
-                    answered = await tx.record_native_reply(
-                        source.id, item.in_reply_to, item.author.handle, item.created_at
-                    )
-                    result.responses += int(answered)
+            if fresh:
+                await self._store_fresh(tx, source, fresh, now, queue_after, result)
             tx.record_rejected(source.id, rejected, now)
             if save_cursor:
                 await tx.save_cursor(source.id, source.kind, cursor, now)
             if self.before_commit is not None:
                 self.before_commit()
-        self._count(source.id, stored_channels, result)
+        self._count(source.id, result)
         return result
 
-    async def _store_one(
-        self,
-        tx: IngestTx,
-        source: SourceInfo,
-        item: RawItem,
-        now: datetime,
-        queued: bool,
-        loads: dict[str, int],
-        last: str | None,
-    ) -> tuple[int | None, str | None]:
-        enrichment = self.enricher.enrich(item.text, item.author.followers, item.lang)
-        author_id, customer_id = await tx.link_author(item.channel, item.author, now)
-        brand = self.is_brand(item)
-        values: dict[str, Any] = {
-            "source": source.id,
-            "channel": item.channel,
-            "external_id": item.external_id,
-            "url": item.url,
-            "author_id": author_id,
-            "customer_id": customer_id,
-            "text": item.text,
-            "lang": enrichment.lang,
-            "sentiment": enrichment.sentiment,
-            "priority": enrichment.priority,
-            "created_at": item.created_at,
-            "ingested_at": now,
-            "status": "new",
-            "in_reply_to": item.in_reply_to,
-        }
-        decision = None
-        if brand or not queued:
-            values["status"] = "ignored"
-        else:
-            segment = await tx.segment_of(customer_id)
-            facts = MentionFacts(
-                channel=item.channel,
-                source=source.id,
-                lang=enrichment.lang,
-                segment=segment,
-                priority=enrichment.priority,
-            )
-            deadline = self.planner.plan(facts, item.created_at)
-            if deadline is not None:
-                values.update(
-                    sla_policy=deadline.policy,
-                    deadline_at=deadline.deadline_at,
-                    at_risk_at=deadline.at_risk_at,
-                )
-            decision = self.routing.decide(facts, loads, now, last)
-            if decision.agent_id:
-                values.update(assignee=decision.agent_id, status="assigned")
-        mention_id = await tx.insert_mention(values)
-        if mention_id is None:
-            return None, None
-        tx.add_event(
-            mention_id,
-            "ingested",
-            now,
-            source.id,
-            {
-                "reason": "brand account"
-                if brand
-                else None
-                if queued
-                else "older than the backfill window"
-            },
-        )
-        if decision is not None:
-            tx.add_event(
-                mention_id,
-                "assigned" if decision.agent_id else "unassigned",
-                now,
-                "router",
-                {"agent": decision.agent_id, "reason": decision.reason},
-            )
-        return mention_id, decision.agent_id if decision else None
+    async def _store_fresh(self, tx: IngestTx, source: SourceInfo, fresh: list[RawItem],
+                           now: datetime, queue_after: datetime | None,
+                           result: IngestResult) -> None:
+        links = await tx.link_authors(((i.channel, i.author) for i in fresh), now)
+        loads = await tx.open_counts()
+        last = await tx.last_assigned()
+        rows, events = [], {}
+        for item in fresh:
+            queued = queue_after is None or item.created_at >= queue_after
+            link = links[(item.channel, item.author.handle)]
+            values, decision = self._plan(source, item, link, now, queued, loads, last)
+            if decision is not None and decision.agent_id:
+                loads[decision.agent_id] = loads.get(decision.agent_id, 0) + 1
+                last = decision.agent_id
+            rows.append(values)
+            events[item.external_id] = self._events(source, item, now, queued, decision)
+        ids = await tx.insert_mentions(rows)
+        result.duplicates += len(rows) - len(ids)
+        await tx.add_events([{**event, "mention_id": ids[external_id]}
+                             for external_id, batch in events.items() if external_id in ids
+                             for event in batch])
+        for row in rows:
+            if row["external_id"] in ids:
+                result.stored.append(ids[row["external_id"]])
+                result.channels.append(row["channel"])
+        for item in fresh:
+            if item.in_reply_to and self.is_brand(item) and item.external_id in ids:
+                answered = await tx.record_native_reply(
+                    source.id, item.in_reply_to, item.author.handle, item.created_at)
+                result.responses += int(answered)
 
-    def _count(self, source_id: str, channels: list[str], result: IngestResult) -> None:
-        for channel in channels:
+    def _plan(self, source: SourceInfo, item: RawItem, link: AuthorLink, now: datetime,
+              queued: bool, loads: dict[str, int], last: str | None
+              ) -> tuple[dict[str, Any], Decision | None]:
+        """The row to insert and the routing decision: enrich, deadline, route."""
+        enrichment = self.enricher.enrich(item.text, item.author.followers, item.lang)
+        values: dict[str, Any] = {
+            "source": source.id, "channel": item.channel, "external_id": item.external_id,
+            "url": item.url, "author_id": link.author_id, "customer_id": link.customer_id,
+            "text": item.text, "lang": enrichment.lang, "sentiment": enrichment.sentiment,
+            "priority": enrichment.priority, "created_at": item.created_at,
+            "ingested_at": now, "status": "new", "in_reply_to": item.in_reply_to,
+            "assignee": None, "sla_policy": None, "deadline_at": None, "at_risk_at": None,
+        }
+        if self.is_brand(item) or not queued:
+            values["status"] = "ignored"
+            return values, None
+        facts = MentionFacts(channel=item.channel, source=source.id, lang=enrichment.lang,
+                             segment=link.segment, priority=enrichment.priority)
+        deadline = self.planner.plan(facts, item.created_at)
+        if deadline is not None:
+            values.update(sla_policy=deadline.policy, deadline_at=deadline.deadline_at,
+                          at_risk_at=deadline.at_risk_at)
+        decision = self.routing.decide(facts, loads, now, last)
+        if decision.agent_id:
+            values.update(assignee=decision.agent_id, status="assigned")
+        return values, decision
+
+    def _events(self, source: SourceInfo, item: RawItem, now: datetime, queued: bool,
+                decision: Decision | None) -> list[dict[str, Any]]:
+        reason = ("brand account" if self.is_brand(item)
+                  else None if queued else "older than the backfill window")
+        events = [{"kind": "ingested", "at": now, "actor": source.id, "data": {"reason": reason}}]
+        if decision is not None:
+            events.append({"kind": "assigned" if decision.agent_id else "unassigned",
+                           "at": now, "actor": "router",
+                           "data": {"agent": decision.agent_id, "reason": decision.reason}})
+        return events
+
+    def _count(self, source_id: str, result: IngestResult) -> None:
+        for channel in result.channels:
             self.metrics.ingested.labels(source=source_id, channel=channel).inc()
         if result.duplicates:
             self.metrics.duplicates.labels(source=source_id).inc(result.duplicates)

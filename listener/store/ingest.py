@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +21,23 @@ from listener.models import (
     RejectedItem,
     SourceState,
 )
+
+
+@dataclass(frozen=True)
+class AuthorLink:
+    author_id: int
+    customer_id: int
+    segment: str | None
+
+
+def _refresh(row: Author, seen: RawAuthor) -> None:
+    """Keep names and reach current; only touch the row when something changed."""
+    if seen.name and seen.name != row.name:
+        row.name = seen.name
+    if seen.followers is not None and seen.followers != row.followers:
+        row.followers = seen.followers
+    if seen.email and not row.email:
+        row.email = seen.email
 
 
 class IngestTx:
@@ -59,69 +77,95 @@ class IngestTx:
             .limit(1)
         )
 
-    async def link_author(self, channel: str, author: RawAuthor, now: datetime) -> tuple[int, int]:
-        """Find or create the author and the customer behind it: (author_id, customer_id).
+    async def link_authors(
+        self, authors: Iterable[tuple[str, RawAuthor]], now: datetime
+    ) -> dict[tuple[str, str], AuthorLink]:
+        """Find or create each author and the customer behind it, keyed by (channel, handle).
 
-        A new author joins an existing customer when the e-mail matches, or when the same
-        handle with the same display name is already known on another channel.
+        One query finds the known authors of a batch; new ones join an existing customer when
+        the e-mail matches, or when the same handle with the same display name is known on
+        another channel. Inserts tolerate a concurrent writer creating the same row.
         """
-        found = await self.session.scalar(
-            select(Author).where(Author.channel == channel, Author.handle == author.handle)
-        )
-        if found is not None:
-            found.name = author.name or found.name
-            found.followers = author.followers if author.followers is not None else found.followers
-            found.email = found.email or author.email
-            return found.id, found.customer_id
-        customer_id = await self._customer_for(author, now)
-        row = Author(
-            channel=channel,
-            handle=author.handle,
-            name=author.name,
-            followers=author.followers,
-            email=author.email,
-            customer_id=customer_id,
-        )
-        self.session.add(row)
-        await self.session.flush()
-        return row.id, customer_id
+        wanted = {(channel, author.handle): author for channel, author in authors}
+        links: dict[tuple[str, str], AuthorLink] = {}
+        keys = list(wanted)
+        for start in range(0, len(keys), 300):
+            rows = await self.session.execute(
+                select(Author, Customer.segment)
+                .join(Customer, Customer.id == Author.customer_id)
+                .where(tuple_(Author.channel, Author.handle).in_(keys[start : start + 300]))
+            )
+            for row, segment in rows:
+                _refresh(row, wanted[(row.channel, row.handle)])
+                links[(row.channel, row.handle)] = AuthorLink(row.id, row.customer_id, segment)
+        for key, author in wanted.items():
+            if key not in links:
+                links[key] = await self._new_author(key[0], author, now)
+        return links
 
-    async def _customer_for(self, author: RawAuthor, now: datetime) -> int:
+    async def _new_author(self, channel: str, author: RawAuthor, now: datetime) -> AuthorLink:
+        customer_id, segment = await self._customer_for(author, now)
+        values = {"channel": channel, "handle": author.handle, "name": author.name,
+                  "followers": author.followers, "email": author.email,
+                  "customer_id": customer_id}
+        author_id = (await self.session.execute(
+            self._insert(Author).values(**values)
+            .on_conflict_do_nothing(index_elements=["channel", "handle"])
+            .returning(Author.id)
+        )).scalar_one_or_none()
+        if author_id is None:
+            row = (await self.session.execute(
+                select(Author.id, Author.customer_id)
+                .where(Author.channel == channel, Author.handle == author.handle)
+            )).one()
+            return AuthorLink(row.id, row.customer_id, segment)
+        return AuthorLink(author_id, customer_id, segment)
+
+    async def _customer_for(self, author: RawAuthor, now: datetime) -> tuple[int, str | None]:
         if author.email:
-            customer_id = await self.session.scalar(
-                select(Customer.id).where(Customer.email == author.email)
-            )
-            if customer_id is not None:
-                return customer_id
+            row = (await self.session.execute(
+                select(Customer.id, Customer.segment).where(Customer.email == author.email)
+            )).first()
+            if row is not None:
+                return row.id, row.segment
         if author.name:
-            customer_id = await self.session.scalar(
-                select(Author.customer_id)
-                .where(
-                    Author.handle == author.handle, func.lower(Author.name) == author.name.lower()
-                )
+            row = (await self.session.execute(
+                select(Customer.id, Customer.segment)
+                .join(Author, Author.customer_id == Customer.id)
+                .where(Author.handle == author.handle,
+                       func.lower(Author.name) == author.name.lower())
                 .limit(1)
+            )).first()
+            if row is not None:
+                return row.id, row.segment
+        customer_id = (await self.session.execute(
+            self._insert(Customer)
+            .values(display_name=author.name or author.handle, email=author.email,
+                    created_at=now)
+            .on_conflict_do_nothing(index_elements=["email"])
+            .returning(Customer.id)
+        )).scalar_one_or_none()
+        if customer_id is None:
+            return await self._customer_for(author, now)
+        return customer_id, None
+
+    async def insert_mentions(self, rows: list[dict[str, Any]]) -> dict[str, int]:
+        """external_id → new id; rows whose (source, external_id) exists already (a
+        concurrent writer won the race) are left out."""
+        ids: dict[str, int] = {}
+        for start in range(0, len(rows), 200):
+            statement = (
+                self._insert(Mention)
+                .values(rows[start : start + 200])
+                .on_conflict_do_nothing(index_elements=["source", "external_id"])
+                .returning(Mention.id, Mention.external_id)
             )
-            if customer_id is not None:
-                return customer_id
-        customer = Customer(
-            display_name=author.name or author.handle, email=author.email, created_at=now
-        )
-        self.session.add(customer)
-        await self.session.flush()
-        return customer.id
+            ids.update({ext: mid for mid, ext in await self.session.execute(statement)})
+        return ids
 
-    async def segment_of(self, customer_id: int) -> str | None:
-        return await self.session.scalar(select(Customer.segment).where(Customer.id == customer_id))
-
-    async def insert_mention(self, values: dict[str, Any]) -> int | None:
-        """None when (source, external_id) already exists: a concurrent writer won the race."""
-        statement = (
-            self._insert(Mention)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["source", "external_id"])
-            .returning(Mention.id)
-        )
-        return (await self.session.execute(statement)).scalar_one_or_none()
+    async def add_events(self, events: list[dict[str, Any]]) -> None:
+        if events:
+            await self.session.execute(insert(MentionEvent), events)
 
     def add_event(
         self,
