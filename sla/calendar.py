@@ -95,7 +95,11 @@ class BusinessCalendar:
     # -- one day -----------------------------------------------------------------------
 
     def open_interval(self, day: date) -> tuple[datetime, datetime] | None:
-        """(opening, closing) of `day` as aware datetimes in the calendar's zone, or None."""
+        """(opening, closing) of `day` as aware datetimes in the calendar's zone, or None.
+
+        Convert to UTC before testing them for equality: a local time in the repeated
+        autumn hour never compares equal to a datetime in another zone (PEP 495).
+        """
         interval = self._utc_interval(day)
         if interval is None:
             return None

@@ -135,16 +135,16 @@ def _same_day(
         steps.append(f"{day} is not a business day ({calendar.day_status(day)})")
     else:
         closes = interval[1]
-        if cutoff is None:
-            cutoff_at, cutoff_text = closes, f"closing time {closes:%H:%M}"
-        else:
-            cutoff_at, cutoff_text = calendar.at(day, cutoff), f"cutoff {format_minutes(cutoff)}"
-            if cutoff_at > closes:
+        cutoff_at, cutoff_text = closes.astimezone(UTC), f"closing time {closes:%H:%M}"
+        if cutoff is not None:
+            if calendar.at(day, cutoff) <= cutoff_at:
+                cutoff_at = calendar.at(day, cutoff)
+                cutoff_text = f"cutoff {format_minutes(cutoff)}"
+            else:
                 status = calendar.day_status(day)
                 reason = "" if status == "open" else f" ({status})"
                 steps.append(f"cutoff {format_minutes(cutoff)} is after closing time "
                              f"{closes:%H:%M}{reason}, so closing time acts as the cutoff")
-                cutoff_at, cutoff_text = closes, f"closing time {closes:%H:%M}"
         if created < cutoff_at:
             steps.append(f"before {cutoff_text} on a business day")
             return _due_at_closing(closes, steps)
@@ -167,14 +167,11 @@ def _after_business_time(
     duration: timedelta, calendar: BusinessCalendar, created: datetime, steps: list[str]
 ) -> datetime:
     steps.append(f"counts {format_duration(duration)} of business time")
-    day = created.astimezone(calendar.tz).date()
-    interval = calendar.open_interval(day)
-    if interval is None or created >= interval[1]:
-        interval = calendar.open_interval(calendar.next_business_day(day))
-        assert interval is not None
-    if created < interval[0]:
-        steps.append(f"out of hours: the clock starts at the next opening → {_format(interval[0])}")
     deadline_at = calendar.add_business_time(created, duration)
+    clock_starts = calendar.subtract_business_time(deadline_at, duration)
+    if clock_starts > created:
+        steps.append(f"out of hours: the clock starts at the next opening → "
+                     f"{_format(clock_starts.astimezone(calendar.tz))}")
     steps.append(f"due → {_format(deadline_at.astimezone(calendar.tz))}")
     return deadline_at
 

@@ -35,7 +35,7 @@ LEXICON: tuple[tuple[str, float], ...] = (
     ("skandal*", -2.5), ("mağdur*", -2.5), ("şikayet*", -2), ("iade*", -1), ("bozuk*", -2),
     ("bozul*", -2), ("kötü*", -2), ("yanlış*", -1.5), ("hata*", -1.5), ("sorun*", -1.5),
     ("sıkıntı*", -1.5), ("problem*", -1.5), ("arıza*", -2), ("gecik*", -1.5),
-    ("bekliyor*", -1), ("beklet*", -1.5), ("hala", -0.5), ("hâlâ", -0.5), ("yine", -0.5),
+    ("bekliyor*", -1), ("beklet*", -1.5), ("hala", -0.5), ("yine", -0.5),
     ("kayıp*", -1.5), ("kaybol*", -2), ("kaybet*", -1.5), ("hasar*", -2), ("kırık*", -2),
     ("kırıl*", -1.5), ("eksik*", -1.5), ("yavaş*", -1), ("çöktü*", -2), ("çöküyor*", -2),
     ("donuyor*", -1.5), ("dondu*", -1.5), ("donmuş*", -1.5), ("dolandır*", -3),
@@ -48,11 +48,12 @@ LEXICON: tuple[tuple[str, float], ...] = (
     ("beter*", -2), ("boktan*", -3), ("saçma*", -2), ("çöp", -2), ("fahiş*", -2),
     ("pahalı*", -1), ("kesinti*", -1.5), ("kesil*", -1.5), ("başarısız*", -2),
     ("kalitesiz*", -2), ("mutsuz*", -2), ("memnuniyetsiz*", -2), ("habersiz*", -1.5),
-    ("kimse*", -1), ("acil*", -1), ("avukat*", -1.5), ("dava*", -1.5), ("mahkeme*", -1.5),
-    ("hakem*", -1.5),
+    ("kimse*", -1), ("acil", -1), ("acilen", -1), ("imkansız*", -1.5), ("reddet*", -1.5),
+    ("redded*", -1.5), ("mükerrer*", -1.5), ("avukat*", -1.5), ("dava*", -1.5),
+    ("mahkeme*", -1.5), ("hakem*", -1.5),
     # Turkish, positive
     ("teşekkür*", 2), ("tşk*", 1.5), ("tsk", 1.5), ("sağol*", 1.5), ("eyvallah", 1.5),
-    ("harika*", 3), ("süper", 2.5), ("süpersiniz", 2.5), ("mükemmel*", 3), ("memnun*", 2),
+    ("harika*", 3), ("süpersiniz", 2.5), ("mükemmel*", 3), ("memnun*", 2),
     ("güzel*", 2), ("iyi", 1), ("başarılı*", 2), ("hızlı*", 1.5), ("kolay*", 1),
     ("bayıl*", 2.5), ("bravo", 2), ("tebrik*", 2), ("helal", 2), ("yardımcı*", 1.5),
     ("yardımsever*", 2), ("çözül*", 1.5), ("çözdü*", 1.5), ("nazik*", 2), ("kibar*", 2),
@@ -72,8 +73,9 @@ LEXICON: tuple[tuple[str, float], ...] = (
     ("slow*", -1), ("rude*", -2.5), ("hate*", -3), ("suck*", -2.5), ("garbage", -3),
     ("trash", -2.5), ("joke", -1.5), ("overcharg*", -2.5), ("ripoff", -3),
     ("nightmare", -3), ("disgust*", -3), ("pathetic", -3), ("incompetent", -3),
-    ("ignor*", -2), ("cancel*", -1), ("issue*", -1), ("outage*", -2), ("down", -1),
+    ("ignor*", -2), ("cancel*", -1), ("issue*", -1), ("outage*", -2), ("down", -1.5),
     ("unhappy", -2.5), ("upset", -2), ("sad", -1.5), ("waiting", -1), ("careless*", -2),
+    ("duplicate", -1),
     ("lawyer*", -1.5), ("sue", -2), ("lawsuit", -2),
     # English, positive
     ("thank*", 2), ("thx", 1.5), ("great", 2.5), ("excellent", 3), ("amazing", 3),
@@ -82,7 +84,7 @@ LEXICON: tuple[tuple[str, float], ...] = (
     ("pleased", 2), ("satisfied", 2), ("fantastic", 3), ("wonderful", 3), ("best", 2.5),
     ("recommend*", 2), ("impress*", 2.5), ("smooth*", 1.5), ("easy", 1.5), ("kudos", 2),
     ("appreciate*", 2), ("resolved", 1.5), ("fixed", 1), ("friendly", 2), ("polite", 1.5),
-    ("super", 2.5),
+    ("super", 2.5),  # also Turkish "süper"
     # Emoji
     ("😡", -2.5), ("🤬", -3), ("👎", -2), ("😠", -2), ("😤", -1.5), ("😢", -1.5), ("😭", -1.5),
     ("💩", -2), ("🙄", -1), ("😞", -1.5), ("😒", -1), ("🤦", -1), ("😍", 2.5), ("🙏", 1.5),
@@ -285,8 +287,8 @@ class Enricher:
             (REPEATS.sub(r"\1", fold(lower(tok, lang))).replace("’", "'"), _is_caps(tok))
             for tok in WORD.findall(raw)
         ]
-        nexts = [w for w, _ in words[1:]] + [""]
-        return [w for w, after in zip(words, nexts, strict=True) if (w[0], after) not in GREETED]
+        following = [*words[1:], ("", False)]
+        return [w for w, n in zip(words, following, strict=False) if (w[0], n[0]) not in GREETED]
 
     def _lookup(self, word: str) -> tuple[float, int]:
         """Valence and how many letters of the word the lexicon entry covered."""
