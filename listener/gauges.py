@@ -6,7 +6,12 @@ from typing import Any
 
 from listener.metrics import Metrics
 from listener.store import Store
-from listener.store.queries import SLA_STATES, oldest_open_by_channel, open_by_channel_state
+from listener.store.queries import (
+    SLA_STATES,
+    oldest_open_by_channel,
+    open_by_channel_state,
+    pending_alerts,
+)
 
 
 async def refresh_gauges(store: Store, metrics: Metrics, clock: Any) -> None:
@@ -14,6 +19,7 @@ async def refresh_gauges(store: Store, metrics: Metrics, clock: Any) -> None:
     async with store.read() as session:
         open_counts = await open_by_channel_state(session, now)
         oldest = await oldest_open_by_channel(session)
+        metrics.outbox_pending.set(await pending_alerts(session))
     channels = {channel for channel, _ in open_counts} | set(oldest)
     metrics.open_mentions.clear()
     for channel in channels:

@@ -18,10 +18,13 @@ from listener.models import (
     Customer,
     Mention,
     MentionEvent,
+    OutboxAlert,
     SourceState,
 )
 
 SLA_STATES = ("on_track", "at_risk", "breached", "met", "missed")
+PRIORITY_RANK = case({"urgent": 0, "high": 1, "normal": 2, "low": 3}, value=Mention.priority,
+                     else_=2)
 
 
 def sla_state_condition(state: str, now: datetime) -> ColumnElement[bool]:
@@ -109,7 +112,7 @@ async def queue(session: AsyncSession, limit: int = 200) -> list[tuple[Mention, 
     query = (
         _mention_query()
         .where(Mention.status.in_(OPEN_STATUSES))
-        .order_by(Mention.deadline_at.is_(None), Mention.deadline_at, Mention.id)
+        .order_by(Mention.deadline_at.is_(None), Mention.deadline_at, PRIORITY_RANK, Mention.id)
         .limit(limit)
     )
     return [(m, a) for m, a in (await session.execute(query)).all()]
@@ -197,6 +200,11 @@ async def sla_summary(session: AsyncSession, now: datetime) -> dict[str, Any]:
         .where(Mention.status == "new", Mention.assignee.is_(None))
     )
     return {"states": by_state, "channels": by_channel, "unassigned": unassigned or 0}
+
+
+async def pending_alerts(session: AsyncSession) -> int:
+    query = select(func.count()).select_from(OutboxAlert).where(OutboxAlert.sent_at.is_(None))
+    return await session.scalar(query) or 0
 
 
 async def source_states(session: AsyncSession) -> list[SourceState]:

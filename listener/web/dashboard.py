@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from listener.app import SERVICES
-from listener.humanize import time_left
+from listener.humanize import short_duration, time_left
 from listener.store import queries as q
 from listener.web import JINJA
 from listener.web.serialize import author_json
@@ -41,7 +41,8 @@ async def queue_page(request: web.Request) -> web.Response:
                 "lang": mention.lang,
                 "state": state or "none",
                 "time_left": time_left(mention.deadline_at, now),
-                "posted": mention.created_at.astimezone(tz).strftime("%H:%M"),
+                "posted": f"{short_duration(now - mention.created_at)} ago",
+            "posted_at": mention.created_at.astimezone(tz).strftime("%a %H:%M"),
             }
         )
     html = (
