@@ -72,6 +72,15 @@ async def wait_ready(base: str, process: subprocess.Popen[bytes], tmp_path: Path
     pytest.fail("serve did not become ready:\n" + (tmp_path / "serve.log").read_text())
 
 
+async def launch(db_url: str, tmp_path: Path, port: int | None = None
+                 ) -> tuple[subprocess.Popen[bytes], str, int]:
+    port = port or free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = start(write_config(tmp_path, db_url, port), tmp_path)
+    await wait_ready(base, process, tmp_path)
+    return process, base, port
+
+
 def batch(prefix: str, size: int) -> list[dict[str, Any]]:
     return [{"id": f"{prefix}-{i}", "text": f"Order {prefix}/{i} has not arrived, please help",
              "created_at": "2026-11-23T09:30:00+03:00", "channel": "web",
@@ -97,10 +106,7 @@ async def stored_ids(db_url: str) -> set[str]:
 
 async def test_sigkill_while_pushing_loses_no_accepted_batch_and_keeps_no_half_batch(
         db_url: str, tmp_path: Path) -> None:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    process = start(write_config(tmp_path, db_url, port), tmp_path)
-    await wait_ready(base, process, tmp_path)
+    process, base, port = await launch(db_url, tmp_path)
     accepted: list[str] = []
     attempted: list[str] = []
 
@@ -129,9 +135,8 @@ async def test_sigkill_while_pushing_loses_no_accepted_batch_and_keeps_no_half_b
         present = sum(f"{prefix}-{i}" in ids for i in range(20))
         assert present in (0, 20), f"batch {prefix} half stored ({present}/20)"
 
-    process = start(write_config(tmp_path, db_url, port), tmp_path)
+    process, _, _ = await launch(db_url, tmp_path, port)
     try:
-        await wait_ready(base, process, tmp_path)
         async with aiohttp.ClientSession() as session:
             assert await push(session, base, batch(accepted[0], 20)) == 202
         assert await stored_ids(db_url) >= ids
@@ -143,11 +148,8 @@ async def test_sigkill_while_pushing_loses_no_accepted_batch_and_keeps_no_half_b
 
 async def test_sigterm_finishes_the_request_in_flight_and_exits_zero(
         db_url: str, tmp_path: Path) -> None:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    process = start(write_config(tmp_path, db_url, port), tmp_path)
-    await wait_ready(base, process, tmp_path)
-    big = batch("big", 1500)
+    process, base, _ = await launch(db_url, tmp_path)
+    big = batch("big", 3000)
     async with aiohttp.ClientSession() as session:
         request = asyncio.create_task(push(session, base, big))
         await asyncio.sleep(0.5)
@@ -156,4 +158,4 @@ async def test_sigterm_finishes_the_request_in_flight_and_exits_zero(
     code = await asyncio.to_thread(process.wait, 60)
     assert status == 202
     assert code == 0, (tmp_path / "serve.log").read_text()
-    assert len(await stored_ids(db_url)) == 1500
+    assert len(await stored_ids(db_url)) == 3000
