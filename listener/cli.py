@@ -6,11 +6,13 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
 
 from listener.config import Config, ConfigError, load_config
 
 EXIT_CONFIG = 2
+T = TypeVar("T")
 
 
 def _print_problems(path: str, problems: Sequence[tuple[str, str]]) -> None:
@@ -59,6 +61,23 @@ def _services(config: Config) -> object:
         raise SystemExit(EXIT_CONFIG) from None
 
 
+def _run(config: Config, work: Coroutine[Any, Any, T], verbose: bool) -> T:
+    """Run one command's database work; an unreachable or missing database is a clear
+    one-line error (the password masked), not a traceback, unless --verbose."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        return asyncio.run(work)
+    except (OSError, DBAPIError) as exc:
+        if verbose:
+            raise
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        where = make_url(config.database.url).render_as_string(hide_password=True)
+        print(f"database error ({where}): {reason}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
@@ -95,7 +114,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         finally:
             await engine.dispose()
 
-    print(f"database at revision {asyncio.run(run())} (head)")
+    print(f"database at revision {_run(config, run(), args.verbose)} (head)")
     return 0
 
 
@@ -104,9 +123,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     config = _load(args.config)
     services = _services(config)
-    report = asyncio.run(ingest_file(services, args.path, args.source))  # type: ignore[arg-type]
+    work = ingest_file(services, args.path, args.source)  # type: ignore[arg-type]
+    report = _run(config, work, args.verbose)
+    if not report.readable:
+        return 1
     print(report.summary())
-    return 0 if report.readable else 1
+    return 0
 
 
 def cmd_sla_explain(args: argparse.Namespace) -> int:
@@ -114,7 +136,8 @@ def cmd_sla_explain(args: argparse.Namespace) -> int:
 
     config = _load(args.config)
     services = _services(config)
-    text, found = asyncio.run(explain(services, args.mention_id))  # type: ignore[arg-type]
+    work = explain(services, args.mention_id)  # type: ignore[arg-type]
+    text, found = _run(config, work, args.verbose)
     print(text)
     return 0 if found else 1
 
@@ -161,6 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     return args.func(args)
 
 

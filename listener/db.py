@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+log = logging.getLogger("listener.db")
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -64,7 +66,11 @@ def _current(connection: Connection) -> str | None:
 
 async def migrate(engine: AsyncEngine) -> None:
     async with engine.begin() as connection:
+        before = await connection.run_sync(_current)
         await connection.run_sync(_upgrade)
+        after = await connection.run_sync(_current)
+    if before != after:
+        log.info("database schema upgraded from %s to %s", before or "empty", after)
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

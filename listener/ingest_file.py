@@ -43,8 +43,10 @@ async def ingest_file(
     services: Services, path: str | Path, source_id: str | None, progress: bool = True
 ) -> IngestReport:
     report = IngestReport()
-    if not Path(path).is_file():
-        print(f"cannot read {path}: no such file", file=sys.stderr)
+    try:
+        Path(path).open("rb").close()
+    except OSError as exc:  # missing, a directory, no permission: said before touching the DB
+        print(f"cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
         report.readable = False
         return report
     await prepare_database(services, migrate=True)
@@ -58,15 +60,16 @@ async def ingest_file(
         disable=not progress,
     )
     try:
-        with Path(path).open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                bar.update(len(line.encode("utf-8")))
-                if not line.strip():
+        # Bytes, decoded line by line: a line that is not UTF-8 is one bad line, not a crash.
+        with Path(path).open("rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                bar.update(len(raw))
+                if not raw.strip():
                     continue
                 report.lines += 1
                 try:
-                    item, line_source = parse_item(json.loads(line))
-                except (json.JSONDecodeError, ItemError) as exc:
+                    item, line_source = parse_item(json.loads(raw.decode("utf-8-sig")))
+                except (UnicodeDecodeError, json.JSONDecodeError, ItemError) as exc:
                     report.bad_lines.append((number, str(exc)))
                     tqdm.write(f"line {number}: skipped: {exc}", file=sys.stderr)
                     continue
