@@ -1,7 +1,9 @@
 """Plays a JSONL file of webhook-format mentions as if they were arriving live.
 
 The first line's `created_at` is mapped to the moment of the first poll and the gaps
-between lines are divided by `speed`; the cursor remembers that start and the next
+between lines are divided by `speed`. With `lead`, the file starts that long before the
+first poll, so a demo opens on a morning already under way (older mentions already close
+to their deadlines). The cursor remembers the start and the next
 line, so a restart continues where it stopped instead of replaying from the top.
 """
 
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -21,14 +23,15 @@ class ReplayConnector:
     kind: ClassVar[str] = "replay"
     polled: ClassVar[bool] = True
 
-    def __init__(self, path: str | Path, speed: float = 1.0):
+    def __init__(self, path: str | Path, speed: float = 1.0, lead: timedelta = timedelta(0)):
         self.path = Path(path)
         self.speed = speed
+        self.lead = lead
         self._lines: list[str] | None = None
 
     @classmethod
     def from_config(cls, source: Any) -> ReplayConnector:
-        return cls(source.path, source.speed)
+        return cls(source.path, source.speed, source.lead)
 
     def _read(self) -> list[str]:
         if self._lines is None:
@@ -40,7 +43,7 @@ class ReplayConnector:
 
     async def fetch(self, cursor: str | None, now: datetime) -> Batch:
         lines = self._read()
-        start, position = _decode(cursor, now)
+        start, position = _decode(cursor, now - self.lead)
         origin = self._origin(lines)
         batch = Batch()
         while position < len(lines):
@@ -76,8 +79,8 @@ class ReplayConnector:
         self._lines = None
 
 
-def _decode(cursor: str | None, now: datetime) -> tuple[datetime, int]:
+def _decode(cursor: str | None, start: datetime) -> tuple[datetime, int]:
     if not cursor:
-        return now, 0
+        return start, 0
     data = json.loads(cursor)
     return datetime.fromisoformat(data["start"]), int(data["line"])

@@ -221,6 +221,7 @@ class ReplaySource(PolledSource):
     path: str
     interval: Duration = timedelta(seconds=5)
     speed: float = Field(1.0, gt=0)
+    lead: Duration = timedelta(0)
 
 
 SourceConfig = Annotated[

@@ -210,3 +210,18 @@ async def test_routing_only_gives_mentions_to_agents_on_shift_with_the_channel(
             assert mention.status == "new"
     assert next(m for m in rows if m.channel == "reddit").assignee is None
     await services.store.close()
+
+
+async def test_replay_lead_starts_the_file_in_the_past(db_url: str, clock: Any, enricher: Any,
+                                                       tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "m.jsonl", [webhook_line(1, 0), webhook_line(2, 20),
+                                              webhook_line(3, 50)])
+    config = make_config(db_url, sources=[replay_source(path, speed=2, lead="15m")])
+    services = build_services(config, clock=clock, enricher=enricher)
+    await prepare_database(services, migrate=True)
+    await services.coordinator.poll("demo")
+    async with services.store.read() as session:
+        created = sorted(m.created_at for m in await session.scalars(select(Mention)))
+    now = clock.now()
+    assert created == [now - timedelta(minutes=15), now - timedelta(minutes=5)]
+    await services.store.close()

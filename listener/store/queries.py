@@ -199,7 +199,11 @@ async def sla_summary(session: AsyncSession, now: datetime) -> dict[str, Any]:
         .select_from(Mention)
         .where(Mention.status == "new", Mention.assignee.is_(None))
     )
-    return {"states": by_state, "channels": by_channel, "unassigned": unassigned or 0}
+    open_count = await session.scalar(
+        select(func.count()).select_from(Mention).where(Mention.status.in_(OPEN_STATUSES))
+    )
+    return {"states": by_state, "channels": by_channel, "unassigned": unassigned or 0,
+            "open": open_count or 0}
 
 
 async def pending_alerts(session: AsyncSession) -> int:
