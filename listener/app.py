@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from connectors import build_connector
 from listener import db
@@ -16,6 +15,7 @@ from listener.clock import SystemClock
 from listener.config import Config
 from listener.coordinator import Coordinator
 from listener.gauges import refresh_gauges
+from listener.jobs import Jobs
 from listener.metrics import Metrics
 from listener.pipeline.enrich import Enricher
 from listener.pipeline.ingest import Pipeline
@@ -111,29 +111,20 @@ def init_app(services: Services, migrate: bool = True, background: bool = True) 
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await prepare_database(services, migrate)
-        scheduler = AsyncIOScheduler(timezone="UTC")
+        jobs = Jobs()
         if background:
-            services.coordinator.schedule(scheduler)
-            scheduler.add_job(
-                refresh_gauges,
-                "interval",
-                seconds=GAUGE_REFRESH_SECONDS,
-                args=[services.store, services.metrics, services.clock],
-                id="gauges",
-                next_run_time=services.clock.now(),
-                max_instances=1,
-                coalesce=True,
-            )
-            scheduler.start()
+            services.coordinator.schedule(jobs)
+            jobs.every(GAUGE_REFRESH_SECONDS, refresh_gauges, services.store, services.metrics,
+                       services.clock, job_id="gauges", first_run=services.clock.now())
+            jobs.start()
         log.info(
             "listener ready: %d polled sources, %d push sources",
             len(services.coordinator.sources),
             len(services.push_sources),
         )
         yield
-        if scheduler.running:
-            scheduler.shutdown(wait=False)
-        await services.coordinator.drain()
+        await jobs.drain()
+        await services.coordinator.close()
         await services.store.close()
 
     app.cleanup_ctx.append(lifecycle)

@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import socket
 import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from listener.config import Config, ConfigError, load_config
 
@@ -64,18 +68,20 @@ def _services(config: Config) -> object:
 def _run(config: Config, work: Coroutine[Any, Any, T], verbose: bool) -> T:
     """Run one command's database work; an unreachable or missing database is a clear
     one-line error (the password masked), not a traceback, unless --verbose."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import DBAPIError
-
     try:
         return asyncio.run(work)
     except (OSError, DBAPIError) as exc:
-        if verbose:
-            raise
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        where = make_url(config.database.url).render_as_string(hide_password=True)
-        print(f"database error ({where}): {reason}", file=sys.stderr)
-        raise SystemExit(1) from None
+        _fail_on_database(config, exc, verbose)
+        raise
+
+
+def _fail_on_database(config: Config, exc: Exception, verbose: bool) -> None:
+    if verbose:
+        return
+    reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+    where = make_url(config.database.url).render_as_string(hide_password=True)
+    print(f"database error ({where}): {reason}", file=sys.stderr)
+    raise SystemExit(1) from None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -87,16 +93,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     services = _services(config)
     app = init_app(services, migrate=not args.no_migrate)  # type: ignore[arg-type]
     host, port = config.server.host, config.server.port
-    web.run_app(
-        app,
-        host=host,
-        port=port,
-        shutdown_timeout=30,
-        access_log=None,
-        print=lambda _: print(
-            f"Listener is running on http://{host}:{port} (Ctrl+C to stop)", flush=True
-        ),
-    )
+    try:
+        # Bound before start-up, so a busy port fails before any poller runs.
+        sock = socket.create_server((host, port))
+    except OSError as exc:
+        reason = str(exc.strerror).split(" (")[0]
+        print(f"cannot listen on {host}:{port}: {reason}; stop the other process or "
+              "change server.port", file=sys.stderr)
+        return 1
+    try:
+        web.run_app(app, sock=sock, shutdown_timeout=30, access_log=None,
+                    print=lambda _: print(f"Listener is running on http://{host}:{port} "
+                                          "(Ctrl+C to stop)", flush=True))
+    except (OSError, DBAPIError) as exc:
+        _fail_on_database(config, exc, args.verbose)
+        raise
     logging.getLogger("listener").info("stopped cleanly")
     return 0
 

@@ -333,16 +333,6 @@ class Config(Section):
             ) from None
         return name
 
-    @model_validator(mode="after")
-    def _unique_ids(self) -> Config:
-        for section, items in (("sources", self.sources), ("agents", self.agents)):
-            seen: set[str] = set()
-            for item in items:
-                if item.id in seen:
-                    raise ValueError(f"{section}: id {item.id!r} is used twice")
-                seen.add(item.id)
-        return self
-
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
@@ -351,17 +341,20 @@ class Config(Section):
         return next((s for s in self.sources if s.id == source_id), None)
 
 
-def interpolate(node: Any, path: str, problems: list[tuple[str, str]]) -> Any:
+def interpolate(node: Any, path: str, problems: list[tuple[str, str]],
+                used: set[str] | None = None) -> Any:
     """Replace ${VAR} / ${VAR:-default} in every string of the parsed YAML tree.
 
     Done on the tree rather than the raw text so an env value can never inject YAML.
+    The values taken from the environment are collected in `used`, so error messages
+    can mask them (a secret put in the wrong field must not be echoed back).
     """
+    used = used if used is not None else set()
     if isinstance(node, dict):
-        return {
-            k: interpolate(v, f"{path}.{k}" if path else str(k), problems) for k, v in node.items()
-        }
+        return {k: interpolate(v, f"{path}.{k}" if path else str(k), problems, used)
+                for k, v in node.items()}
     if isinstance(node, list):
-        return [interpolate(v, f"{path}[{i}]", problems) for i, v in enumerate(node)]
+        return [interpolate(v, f"{path}[{i}]", problems, used) for i, v in enumerate(node)]
     if not isinstance(node, str):
         return node
 
@@ -373,6 +366,7 @@ def interpolate(node: Any, path: str, problems: list[tuple[str, str]]) -> Any:
                 problems.append((path, f"environment variable {name} is not set"))
                 return ""
             return default
+        used.add(value)
         return value
 
     return ENV_PATTERN.sub(replace, node)
@@ -399,20 +393,47 @@ def parse_config(data: Any) -> Config:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError([("(top level)", "the config must be a YAML mapping of sections")])
-    data = interpolate(data, "", problems)
+    from_env: set[str] = set()
+    data = interpolate(data, "", problems, from_env)
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
         unset = {path for path, _ in problems}  # an unset ${VAR} explains its key's error
         for error in exc.errors(include_input=False, include_url=False):
-            message = error["msg"].removeprefix("Value error, ")
+            message = _mask(error["msg"].removeprefix("Value error, "), from_env)
             key = format_loc(tuple(error["loc"]))
             if key not in unset:
                 problems.append((key, message))
         raise ConfigError(_unique(problems)) from None
+    problems += cross_checks(config)
     if problems:
         raise ConfigError(_unique(problems))
     return config
+
+
+def _mask(message: str, secrets: set[str]) -> str:
+    for value in sorted(secrets, key=len, reverse=True):
+        if len(value) >= 3:
+            message = message.replace(value, "***")
+    return message
+
+
+def cross_checks(config: Config) -> list[tuple[str, str]]:
+    """Checks that span sections: unique ids, rules that name real agents or teams."""
+    problems = []
+    for section, items in (("sources", config.sources), ("agents", config.agents)):
+        seen: set[str] = set()
+        for index, item in enumerate(items):
+            if item.id in seen:
+                problems.append((f"{section}[{index}].id", f"id {item.id!r} is used twice"))
+            seen.add(item.id)
+    known = {a.id for a in config.agents} | {t for a in config.agents for t in a.teams}
+    for index, rule in enumerate(config.routing.rules):
+        for name in rule.agents:
+            if name not in known:
+                problems.append((f"routing.rules[{index}].agents",
+                                 f"{name!r} is neither an agent id nor a team of any agent"))
+    return problems
 
 
 def _unique(problems: list[tuple[str, str]]) -> list[tuple[str, str]]:

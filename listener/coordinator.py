@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
 from connectors.base import AuthFailed, RateLimited, SourceError
+from listener.jobs import Jobs
 from listener.metrics import Metrics
 from listener.pipeline.ingest import Pipeline, SourceInfo
 from listener.store import Store
@@ -40,38 +39,15 @@ class Coordinator:
         self.metrics = metrics
         self.clock = clock
         self.sources: dict[str, PolledSource] = {}
-        self._in_flight: set[asyncio.Task[Any]] = set()
-        self._stopping = False
 
     def add(self, config: Any, connector: Any) -> None:
         self.sources[config.id] = PolledSource(config, connector)
 
-    def schedule(self, scheduler: AsyncIOScheduler) -> None:
+    def schedule(self, jobs: Jobs) -> None:
         for source_id, polled in self.sources.items():
             interval = polled.config.interval.total_seconds()
-            scheduler.add_job(
-                self._tracked_poll,
-                "interval",
-                seconds=interval,
-                jitter=max(1, interval / 10),
-                args=[source_id],
-                id=f"poll:{source_id}",
-                max_instances=1,
-                coalesce=True,
-                next_run_time=self.clock.now(),
-            )
-
-    async def _tracked_poll(self, source_id: str) -> None:
-        if self._stopping:
-            return
-        task = asyncio.current_task()
-        if task is not None:
-            self._in_flight.add(task)
-        try:
-            await self.poll(source_id)
-        finally:
-            if task is not None:
-                self._in_flight.discard(task)
+            jobs.every(interval, self.poll, source_id, job_id=f"poll:{source_id}",
+                       first_run=self.clock.now(), jitter=max(1, interval / 10))
 
     async def poll(self, source_id: str) -> str:
         """One poll; returns the outcome label (ok, error, rate_limited, auth_failed, skipped)."""
@@ -150,11 +126,6 @@ class Coordinator:
         async with self.store.write() as session:
             await record_poll_failure(session, source_id, polled.config.kind, message, now)
 
-    async def drain(self, timeout: float = 30) -> None:
-        """Stop starting polls and let the ones in flight finish their transaction."""
-        self._stopping = True
-        pending = [t for t in self._in_flight if t is not asyncio.current_task()]
-        if pending:
-            await asyncio.wait(pending, timeout=timeout)
+    async def close(self) -> None:
         for polled in self.sources.values():
             await polled.connector.close()

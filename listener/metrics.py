@@ -3,6 +3,8 @@ agent id, so a scrape costs the same at 10 or 10 million mentions."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 RESPONSE_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 43200, 86400, 172800, 604800)
@@ -67,3 +69,13 @@ class Metrics:
         self.outbox_pending = Gauge(
             "listener_alert_outbox_pending", "Alerts waiting to be sent", registry=r
         )
+
+    def observe_first_response(self, channel: str, policy: str | None, created_at: datetime,
+                               responded_at: datetime, deadline_at: datetime | None) -> None:
+        """Wall-clock response time, and whether it met the deadline. Unanswered breaches
+        are counted when they are detected, not here, so a late answer counts once."""
+        label = policy or "none"
+        seconds = max(0.0, (responded_at - created_at).total_seconds())
+        self.first_response.labels(channel=channel, policy=label).observe(seconds)
+        if deadline_at is not None and responded_at <= deadline_at:
+            self.met.labels(channel=channel, policy=label).inc()

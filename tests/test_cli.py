@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ from listener import db
 from listener.models import Mention
 from listener.store import Store
 from tests.conftest import BASE_CONFIG, IST
+from tests.test_serve import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 MONDAY_1630 = datetime(2026, 11, 23, 16, 30, tzinfo=IST)
@@ -189,13 +191,14 @@ def test_ingest_of_a_missing_file_fails_clearly(tmp_path: Path) -> None:
 
 def test_an_unreachable_database_is_one_clear_line_without_the_password(tmp_path: Path) -> None:
     url = "postgresql+asyncpg://listener:pw-secret-1@127.0.0.1:1/listener"
-    config = write_config(tmp_path, url)
+    config = write_config(tmp_path, url, server={"port": free_port()})
     data = tmp_path / "one.jsonl"
     data.write_text(line("x-1", MONDAY_1630) + "\n", encoding="utf-8")
     for command in (
         ["migrate", "--config", str(config)],
         ["ingest", "--config", str(config), str(data)],
         ["sla", "explain", "--config", str(config), "1"],
+        ["serve", "--config", str(config)],
     ):
         result = listener(*command)
         assert result.returncode == 1, (command, result.stderr)
@@ -203,6 +206,21 @@ def test_an_unreachable_database_is_one_clear_line_without_the_password(tmp_path
         assert "127.0.0.1:1" in result.stderr
         assert "Traceback" not in result.stderr
         assert "pw-secret-1" not in result.stdout + result.stderr
+
+
+def test_serve_on_a_busy_port_says_so_before_starting_anything(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = write_config(tmp_path, f"sqlite+aiosqlite:///{tmp_path}/l.db",
+                              server={"port": port})
+        result = listener("serve", "--config", str(config))
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "server.port" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "l.db").exists()
 
 
 def test_sla_explain_shows_the_policy_and_calendar_steps(tmp_path: Path, db_url: str) -> None:

@@ -323,3 +323,31 @@ def test_every_config_key_appears_in_the_example() -> None:
     seen = {}
     _collect(Config, [example], seen)
     assert sorted(_undocumented(seen)) == ["HtmlSelectors.link", "ServerConfig.public_url"]
+
+
+def test_an_env_secret_put_in_the_wrong_field_is_not_echoed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("X_BEARER_TOKEN", "tok-9f8e7d6c")
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"sources": [{"id": "r", "kind": "replay", "path": "x.jsonl",
+                                   "interval": "${X_BEARER_TOKEN}"}]})
+    [(key, message)] = caught.value.problems
+    assert key == "sources[0].interval"
+    assert "tok-9f8e7d6c" not in message and "***" in message
+
+
+def test_cross_section_mistakes_are_reported_with_their_key_path() -> None:
+    agent = {"channels": ["twitter"], "teams": ["social"]}
+    with pytest.raises(ConfigError) as caught:
+        parse_config({
+            "agents": [{"id": "ayse", **agent}, {"id": "ayse", **agent}],
+            "sources": [{"id": "w", "kind": "webhook", "secret": "s"},
+                        {"id": "w", "kind": "webhook", "secret": "s"}],
+            "routing": {"rules": [{"match": {"segment": "vip"}, "agents": ["social", "lead"]}]},
+        })
+    assert sorted(caught.value.problems) == [
+        ("agents[1].id", "id 'ayse' is used twice"),
+        ("routing.rules[0].agents", "'lead' is neither an agent id nor a team of any agent"),
+        ("sources[1].id", "id 'w' is used twice"),
+    ]

@@ -107,6 +107,7 @@ async def get_mention(request: web.Request) -> web.Response:
 
 
 async def _act(request: web.Request, action: Any, **kwargs: Any) -> web.Response:
+    """Run one agent action in a transaction and answer with the updated mention."""
     svc = services(request)
     mention_id = int_param(request, "id")
     now = svc.clock.now()
@@ -122,6 +123,10 @@ async def _act(request: web.Request, action: Any, **kwargs: Any) -> web.Response
     async with svc.store.read() as session:
         row = await q.get_mention(session, mention_id)
     assert row is not None
+    mention = row[0]
+    if mention.first_response_at == now and action is mark_responded:
+        svc.metrics.observe_first_response(mention.channel, mention.sla_policy,
+                                           mention.created_at, now, mention.deadline_at)
     return web.json_response(mention_json(*row, now))
 
 

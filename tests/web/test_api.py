@@ -221,6 +221,11 @@ async def test_assign_and_respond_stop_the_clock(client: Any, clock: Any) -> Non
     assert later["sla"]["state"] == "met"
     twice = await client.post(f"{url}/respond", json={}, headers=AUTH)
     assert twice.status == 409
+    metrics = await (await client.get("/metrics")).text()
+    labels = '{channel="web",policy="same-day"}'
+    assert f"listener_first_response_seconds_count{labels} 1.0" in metrics
+    assert f"listener_first_response_seconds_sum{labels} 4500.0" in metrics
+    assert f"listener_sla_met_total{labels} 1.0" in metrics
 
 
 async def test_unanswered_mention_goes_at_risk_then_breached(client: Any, clock: Any) -> None:
