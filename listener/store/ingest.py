@@ -98,7 +98,7 @@ class IngestTx:
             for row, segment in rows:
                 _refresh(row, wanted[(row.channel, row.handle)])
                 links[(row.channel, row.handle)] = AuthorLink(row.id, row.customer_id, segment)
-        for key, author in wanted.items():
+        for key, author in sorted(wanted.items()):  # one order: no deadlocks on PostgreSQL
             if key not in links:
                 links[key] = await self._new_author(key[0], author, now)
         return links

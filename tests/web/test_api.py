@@ -253,3 +253,21 @@ async def test_agents_summary_health_and_openapi(client: Any) -> None:
     spec = await (await client.get("/api/v1/openapi.json")).json()
     assert "/api/v1/mentions/{id}/respond" in spec["paths"]
     assert "/api/v1/webhooks/{source_id}" in spec["paths"]
+
+
+async def test_concurrent_pushes_sharing_customers_all_land_once(client: Any) -> None:
+    import asyncio
+
+    def batch(n: int) -> list[dict[str, Any]]:
+        # every batch shares the same ten customers and half its ids with the next batch
+        return [mention(f"c-{i}", f"Order {i} is late", channel="web", handle=f"u{i % 10}",
+                        email=f"u{i % 10}@example.com", name=f"User {i % 10}")
+                for i in range(n * 15, n * 15 + 30)]
+
+    responses = await asyncio.gather(*(push(client, batch(n)) for n in range(8)))
+    assert [r.status for r in responses] == [202] * 8
+    stored = sum([(await r.json())["stored"] for r in responses])
+    assert stored == 8 * 15 + 15
+    items = await listed(client, "?limit=500")
+    assert len(items) == stored == len({m["external_id"] for m in items})
+    assert len({m["customer_id"] for m in items}) == 10
