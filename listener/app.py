@@ -87,11 +87,15 @@ def agent_rows(config: Config) -> list[dict[str, Any]]:
     ]
 
 
+class SchemaNotCurrent(RuntimeError):
+    pass
+
+
 async def prepare_database(services: Services, migrate: bool) -> None:
     if migrate:
         await db.migrate(services.store.engine)
     elif not await db.at_head(services.store.engine):
-        raise RuntimeError(
+        raise SchemaNotCurrent(
             "the database schema is not at the latest migration; "
             "run `listener migrate --config FILE` or drop --no-migrate"
         )

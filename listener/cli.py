@@ -87,7 +87,7 @@ def _fail_on_database(config: Config, exc: Exception, verbose: bool) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from listener.app import init_app
+    from listener.app import SchemaNotCurrent, init_app
 
     config = _load(args.config)
     services = _services(config)
@@ -108,6 +108,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except (OSError, DBAPIError) as exc:
         _fail_on_database(config, exc, args.verbose)
         raise
+    except SchemaNotCurrent as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 1
     logging.getLogger("listener").info("stopped cleanly")
     return 0
 

@@ -284,3 +284,12 @@ def test_commands_reject_an_invalid_config_with_exit_2(tmp_path: Path, command: 
     assert result.returncode == 2
     assert "timezone:" in result.stderr
     assert not (tmp_path / "never.db").exists()
+
+
+def test_serve_no_migrate_on_an_old_schema_tells_what_to_run(tmp_path: Path) -> None:
+    config = write_config(tmp_path, f"sqlite+aiosqlite:///{tmp_path}/l.db",
+                          server={"port": free_port()})
+    result = listener("serve", "--no-migrate", "--config", str(config))
+    assert result.returncode == 1
+    assert "listener migrate" in result.stderr
+    assert "Traceback" not in result.stderr
