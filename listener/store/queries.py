@@ -107,14 +107,22 @@ async def list_mentions(session: AsyncSession, flt: MentionFilter, now: datetime
     return MentionPage(rows, encode_cursor(rows[-1][0].id) if more and rows else None)
 
 
-async def queue(session: AsyncSession, limit: int = 200) -> list[tuple[Mention, Author | None]]:
-    """The dashboard's work queue: open mentions, most urgent deadline first."""
-    query = (
-        _mention_query()
-        .where(Mention.status.in_(OPEN_STATUSES))
-        .order_by(Mention.deadline_at.is_(None), Mention.deadline_at, PRIORITY_RANK, Mention.id)
-        .limit(limit)
-    )
+async def queue(session: AsyncSession, now: datetime, limit: int = 200,
+                assignee: str | None = None, channel: str | None = None,
+                sla_state: str | None = None) -> list[tuple[Mention, Author | None]]:
+    """The dashboard's work queue: open mentions, most urgent deadline first.
+    `assignee=""` means the unassigned ones."""
+    query = _mention_query().where(Mention.status.in_(OPEN_STATUSES))
+    if assignee is not None:
+        query = query.where(Mention.assignee == assignee if assignee
+                            else Mention.assignee.is_(None))
+    if channel:
+        query = query.where(Mention.channel == channel)
+    if sla_state in SLA_STATES:
+        query = query.where(sla_state_condition(sla_state, now))
+    query = query.order_by(
+        Mention.deadline_at.is_(None), Mention.deadline_at, PRIORITY_RANK, Mention.id
+    ).limit(limit)
     return [(m, a) for m, a in (await session.execute(query)).all()]
 
 

@@ -19,9 +19,17 @@ REFRESH_SECONDS = 10
 async def queue_page(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
     now = svc.clock.now()
+    filters = {key: request.query.get(key) for key in ("assignee", "channel", "state")}
     async with svc.store.read() as session:
-        rows = await q.queue(session)
+        rows = await q.queue(
+            session,
+            now,
+            assignee=filters["assignee"],
+            channel=filters["channel"] or None,
+            sla_state=filters["state"] or None,
+        )
         summary = await q.sla_summary(session, now)
+        agents = [agent.id for agent, _ in await q.list_agents(session)]
     tz = svc.config.tz
     mentions = []
     for mention, author in rows:
@@ -42,7 +50,7 @@ async def queue_page(request: web.Request) -> web.Response:
                 "state": state or "none",
                 "time_left": time_left(mention.deadline_at, now),
                 "posted": f"{short_duration(now - mention.created_at)} ago",
-            "posted_at": mention.created_at.astimezone(tz).strftime("%a %H:%M"),
+                "posted_at": mention.created_at.astimezone(tz).strftime("%a %H:%M"),
             }
         )
     html = (
@@ -50,6 +58,8 @@ async def queue_page(request: web.Request) -> web.Response:
         .get_template("queue.html")
         .render(
             mentions=mentions,
+            agents=agents,
+            filters=filters,
             summary=summary,
             refresh=REFRESH_SECONDS,
             timezone=svc.config.timezone,
