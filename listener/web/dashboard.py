@@ -60,6 +60,7 @@ async def queue_page(request: web.Request) -> web.Response:
             mentions=mentions,
             agents=agents,
             filters=filters,
+        filtered=any(value is not None for value in filters.values()),
             summary=summary,
             refresh=REFRESH_SECONDS,
             timezone=svc.config.timezone,
