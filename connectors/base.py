@@ -6,10 +6,9 @@ It never touches the database; the coordinator commits the cursor with the items
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Protocol
+from typing import ClassVar, Protocol
 
 
 @dataclass(frozen=True)
@@ -68,16 +67,3 @@ class Connector(Protocol):
     async def fetch(self, cursor: str | None, now: datetime) -> Batch: ...
 
     async def close(self) -> None: ...
-
-
-class Replier(Protocol):
-    async def reply(self, external_id: str, text: str) -> str: ...
-
-
-def preview(payload: Any, limit: int = 2000) -> str:
-    text = payload if isinstance(payload, str) else repr(payload)
-    return text[:limit]
-
-
-def ensure_items(value: Sequence[Any] | Any) -> list[Any]:
-    return list(value) if isinstance(value, list) else [value]

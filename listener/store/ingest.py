@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, tuple_, update
+from sqlalchemy import func, insert, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -238,7 +238,3 @@ async def load_cursor(session: AsyncSession, source: str) -> tuple[str | None, b
     if state is None or state.last_success_at is None:
         return (state.cursor if state else None), True
     return state.cursor, False
-
-
-async def set_status(session: AsyncSession, mention_id: int, status: str) -> None:
-    await session.execute(update(Mention).where(Mention.id == mention_id).values(status=status))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from aiohttp import web
 
 from listener.app import SERVICES
 from listener.humanize import short_duration, time_left
+from listener.models import SourceState
 from listener.store import queries as q
 from listener.web import JINJA
 from listener.web.serialize import author_json
@@ -30,6 +33,7 @@ async def queue_page(request: web.Request) -> web.Response:
         )
         summary = await q.sla_summary(session, now)
         agents = [agent.id for agent, _ in await q.list_agents(session)]
+        sources = [source_health(state, now) for state in await q.source_states(session)]
     tz = svc.config.tz
     mentions = []
     for mention, author in rows:
@@ -60,10 +64,33 @@ async def queue_page(request: web.Request) -> web.Response:
             mentions=mentions,
             agents=agents,
             filters=filters,
-        filtered=any(value is not None for value in filters.values()),
+            sources=sources,
+            filtered=any(value is not None for value in filters.values()),
             summary=summary,
             refresh=REFRESH_SECONDS,
             timezone=svc.config.timezone,
         )
     )
     return web.Response(text=html, content_type="text/html")
+
+
+def source_health(state: SourceState, now: datetime) -> dict[str, str]:
+    """One line per polled source: is it delivering, and since when not."""
+    if state.consecutive_failures:
+        since = (
+            f" (last success {short_duration(now - state.last_success_at)} ago)"
+            if state.last_success_at
+            else ""
+        )
+        return {
+            "id": state.id,
+            "status": "failing",
+            "text": f"failing: {state.last_error or 'unknown error'}{since}",
+        }
+    if state.last_success_at is None:
+        return {"id": state.id, "status": "waiting", "text": "not polled yet"}
+    return {
+        "id": state.id,
+        "status": "ok",
+        "text": f"ok {short_duration(now - state.last_success_at)} ago",
+    }

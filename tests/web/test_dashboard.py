@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from listener.app import init_app
@@ -26,3 +27,22 @@ async def test_queue_filters_by_assignee_unassigned_and_state(aiohttp_client: An
     assert "Nothing open matches this filter." in breached
     hostile = await (await client.get('/?assignee="><script>x</script>')).text()
     assert "<script>x</script>" not in hostile
+
+
+async def test_queue_page_shows_a_failing_source(aiohttp_client: Any, db_url: str, clock: Any,
+                                                 enricher: Any) -> None:
+    from connectors.base import SourceError
+    from tests.test_coordinator import ScriptedConnector, setup
+
+    connector = ScriptedConnector([])
+    services = await setup(db_url, clock, enricher, connector)
+    await services.coordinator.poll("demo")
+    client = await aiohttp_client(init_app(services, background=False))
+    assert "demo ok" in await (await client.get("/")).text()
+    connector.fail_with = SourceError("502 Bad Gateway <from upstream>")
+    clock.advance(timedelta(minutes=3))
+    await services.coordinator.poll("demo")
+    page = await (await client.get("/")).text()
+    assert "source-failing" in page
+    assert "502 Bad Gateway &lt;from upstream&gt;" in page
+    assert "last success 3m ago" in page
