@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from connectors.base import Batch, Rejected, SourceError
-from connectors.webhook import ItemError, parse_item
+from connectors.webhook import ItemError, parse_line
 
 
 class ReplayConnector:
@@ -52,8 +52,8 @@ class ReplayConnector:
                 position += 1
                 continue
             try:
-                item, _ = parse_item(json.loads(line))
-            except (json.JSONDecodeError, ItemError) as exc:
+                item, _ = parse_line(line)
+            except ItemError as exc:
                 batch.rejected.append(Rejected(f"line {position + 1}: {exc}", line[:2000]))
                 position += 1
                 continue
@@ -70,8 +70,8 @@ class ReplayConnector:
         """The first valid line's time: the moment that becomes 'now' on the first poll."""
         for line in lines:
             try:
-                return parse_item(json.loads(line))[0].created_at
-            except (json.JSONDecodeError, ItemError):
+                return parse_line(line)[0].created_at
+            except ItemError:
                 continue
         return None
 

@@ -77,6 +77,15 @@ def parse_item(obj: Any) -> tuple[RawItem, str | None]:
     return item, mention.source
 
 
+def parse_line(line: str | bytes) -> tuple[RawItem, str | None]:
+    """One JSONL line (`listener ingest`, replay files); undecodable text is an ItemError too."""
+    try:
+        text = line.decode("utf-8-sig") if isinstance(line, bytes) else line
+        return parse_item(json.loads(text))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ItemError(str(exc)) from None
+
+
 def _describe(error: dict[str, Any]) -> str:
     path = ".".join(str(p) for p in error["loc"]) or "(body)"
     return f"{path}: {error['msg'].removeprefix('Value error, ')}"

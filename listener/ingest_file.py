@@ -7,7 +7,6 @@ batches, each batch one transaction, so an interrupted run can simply be run aga
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 from tqdm import tqdm
 
 from connectors.base import RawItem
-from connectors.webhook import ItemError, parse_item
+from connectors.webhook import ItemError, parse_line
 from listener.app import Services, prepare_database
 from listener.pipeline.ingest import SourceInfo
 
@@ -68,8 +67,8 @@ async def ingest_file(
                     continue
                 report.lines += 1
                 try:
-                    item, line_source = parse_item(json.loads(raw.decode("utf-8-sig")))
-                except (UnicodeDecodeError, json.JSONDecodeError, ItemError) as exc:
+                    item, line_source = parse_line(raw)
+                except ItemError as exc:
                     report.bad_lines.append((number, str(exc)))
                     tqdm.write(f"line {number}: skipped: {exc}", file=sys.stderr)
                     continue

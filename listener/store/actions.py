@@ -62,8 +62,7 @@ async def mark_responded(
     responded twice is a conflict; a further reply sent (`repeat_ok`) is only recorded."""
     mention = await _mention(session, mention_id)
     if mention.first_response_at is not None and repeat_ok:
-        session.add(MentionEvent(mention_id=mention.id, kind=kind, at=now, actor=actor,
-                                 data=data))
+        session.add(MentionEvent(mention_id=mention.id, kind=kind, at=now, actor=actor, data=data))
         return mention
     if mention.first_response_at is not None:
         raise Conflict(

@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import RawAuthor, Rejected
 from listener.models import (
-    OPEN_STATUSES,
     Author,
     Customer,
     Mention,
@@ -21,6 +20,7 @@ from listener.models import (
     RejectedItem,
     SourceState,
 )
+from listener.store.queries import open_counts
 
 
 @dataclass(frozen=True)
@@ -61,12 +61,7 @@ class IngestTx:
         return found
 
     async def open_counts(self) -> dict[str, int]:
-        rows = await self.session.execute(
-            select(Mention.assignee, func.count())
-            .where(Mention.status.in_(OPEN_STATUSES), Mention.assignee.is_not(None))
-            .group_by(Mention.assignee)
-        )
-        return {agent: count for agent, count in rows}
+        return await open_counts(self.session)
 
     async def last_assigned(self) -> str | None:
         """Round robin resumes after whoever got the newest assigned mention."""
@@ -105,46 +100,66 @@ class IngestTx:
 
     async def _new_author(self, channel: str, author: RawAuthor, now: datetime) -> AuthorLink:
         customer_id, segment = await self._customer_for(author, now)
-        values = {"channel": channel, "handle": author.handle, "name": author.name,
-                  "followers": author.followers, "email": author.email,
-                  "customer_id": customer_id}
-        author_id = (await self.session.execute(
-            self._insert(Author).values(**values)
-            .on_conflict_do_nothing(index_elements=["channel", "handle"])
-            .returning(Author.id)
-        )).scalar_one_or_none()
+        values = {
+            "channel": channel,
+            "handle": author.handle,
+            "name": author.name,
+            "followers": author.followers,
+            "email": author.email,
+            "customer_id": customer_id,
+        }
+        author_id = (
+            await self.session.execute(
+                self._insert(Author)
+                .values(**values)
+                .on_conflict_do_nothing(index_elements=["channel", "handle"])
+                .returning(Author.id)
+            )
+        ).scalar_one_or_none()
         if author_id is None:
-            row = (await self.session.execute(
-                select(Author.id, Author.customer_id)
-                .where(Author.channel == channel, Author.handle == author.handle)
-            )).one()
+            row = (
+                await self.session.execute(
+                    select(Author.id, Author.customer_id).where(
+                        Author.channel == channel, Author.handle == author.handle
+                    )
+                )
+            ).one()
             return AuthorLink(row.id, row.customer_id, segment)
         return AuthorLink(author_id, customer_id, segment)
 
     async def _customer_for(self, author: RawAuthor, now: datetime) -> tuple[int, str | None]:
         if author.email:
-            row = (await self.session.execute(
-                select(Customer.id, Customer.segment).where(Customer.email == author.email)
-            )).first()
+            row = (
+                await self.session.execute(
+                    select(Customer.id, Customer.segment).where(Customer.email == author.email)
+                )
+            ).first()
             if row is not None:
                 return row.id, row.segment
         if author.name:
-            row = (await self.session.execute(
-                select(Customer.id, Customer.segment)
-                .join(Author, Author.customer_id == Customer.id)
-                .where(Author.handle == author.handle,
-                       func.lower(Author.name) == author.name.lower())
-                .limit(1)
-            )).first()
+            row = (
+                await self.session.execute(
+                    select(Customer.id, Customer.segment)
+                    .join(Author, Author.customer_id == Customer.id)
+                    .where(
+                        Author.handle == author.handle,
+                        func.lower(Author.name) == author.name.lower(),
+                    )
+                    .limit(1)
+                )
+            ).first()
             if row is not None:
                 return row.id, row.segment
-        customer_id = (await self.session.execute(
-            self._insert(Customer)
-            .values(display_name=author.name or author.handle, email=author.email,
-                    created_at=now)
-            .on_conflict_do_nothing(index_elements=["email"])
-            .returning(Customer.id)
-        )).scalar_one_or_none()
+        customer_id = (
+            await self.session.execute(
+                self._insert(Customer)
+                .values(
+                    display_name=author.name or author.handle, email=author.email, created_at=now
+                )
+                .on_conflict_do_nothing(index_elements=["email"])
+                .returning(Customer.id)
+            )
+        ).scalar_one_or_none()
         if customer_id is None:
             return await self._customer_for(author, now)
         return customer_id, None

@@ -23,8 +23,9 @@ from listener.models import (
 )
 
 SLA_STATES = ("on_track", "at_risk", "breached", "met", "missed")
-PRIORITY_RANK = case({"urgent": 0, "high": 1, "normal": 2, "low": 3}, value=Mention.priority,
-                     else_=2)
+PRIORITY_RANK = case(
+    {"urgent": 0, "high": 1, "normal": 2, "low": 3}, value=Mention.priority, else_=2
+)
 
 
 def sla_state_condition(state: str, now: datetime) -> ColumnElement[bool]:
@@ -107,15 +108,21 @@ async def list_mentions(session: AsyncSession, flt: MentionFilter, now: datetime
     return MentionPage(rows, encode_cursor(rows[-1][0].id) if more and rows else None)
 
 
-async def queue(session: AsyncSession, now: datetime, limit: int = 200,
-                assignee: str | None = None, channel: str | None = None,
-                sla_state: str | None = None) -> list[tuple[Mention, Author | None]]:
+async def queue(
+    session: AsyncSession,
+    now: datetime,
+    limit: int = 200,
+    assignee: str | None = None,
+    channel: str | None = None,
+    sla_state: str | None = None,
+) -> list[tuple[Mention, Author | None]]:
     """The dashboard's work queue: open mentions, most urgent deadline first.
     `assignee=""` means the unassigned ones."""
     query = _mention_query().where(Mention.status.in_(OPEN_STATUSES))
     if assignee is not None:
-        query = query.where(Mention.assignee == assignee if assignee
-                            else Mention.assignee.is_(None))
+        query = query.where(
+            Mention.assignee == assignee if assignee else Mention.assignee.is_(None)
+        )
     if channel:
         query = query.where(Mention.channel == channel)
     if sla_state in SLA_STATES:
@@ -155,28 +162,35 @@ async def get_customer(
     return customer, authors, history
 
 
-async def list_agents(session: AsyncSession) -> list[tuple[Agent, int]]:
-    counts = dict(
-        (
-            await session.execute(
-                select(Mention.assignee, func.count())
-                .where(Mention.status.in_(OPEN_STATUSES), Mention.assignee.is_not(None))
-                .group_by(Mention.assignee)
-            )
-        ).all()
+async def open_counts(session: AsyncSession) -> dict[str, int]:
+    """Open mentions per agent: the load routing balances and max_open caps."""
+    rows = await session.execute(
+        select(Mention.assignee, func.count())
+        .where(Mention.status.in_(OPEN_STATUSES), Mention.assignee.is_not(None))
+        .group_by(Mention.assignee)
     )
+    return {agent: count for agent, count in rows}
+
+
+async def list_agents(session: AsyncSession) -> list[tuple[Agent, int]]:
+    counts = await open_counts(session)
     agents = await session.scalars(select(Agent).where(Agent.active).order_by(Agent.id))
     return [(agent, counts.get(agent.id, 0)) for agent in agents]
 
 
-async def open_by_channel_state(session: AsyncSession, now: datetime) -> dict[tuple[str, str], int]:
+async def count_by_channel_state(
+    session: AsyncSession, now: datetime, where: ColumnElement[bool]
+) -> dict[tuple[str, str | None], int]:
     state = sla_state_expression(now)
     rows = await session.execute(
-        select(Mention.channel, state, func.count())
-        .where(Mention.status.in_(OPEN_STATUSES))
-        .group_by(Mention.channel, state)
+        select(Mention.channel, state, func.count()).where(where).group_by(Mention.channel, state)
     )
-    return {(channel, st or "none"): count for channel, st, count in rows}
+    return {(channel, st): count for channel, st, count in rows}
+
+
+async def open_by_channel_state(session: AsyncSession, now: datetime) -> dict[tuple[str, str], int]:
+    counts = await count_by_channel_state(session, now, Mention.status.in_(OPEN_STATUSES))
+    return {(channel, st or "none"): count for (channel, st), count in counts.items()}
 
 
 async def oldest_open_by_channel(session: AsyncSession) -> dict[str, datetime]:
@@ -189,15 +203,10 @@ async def oldest_open_by_channel(session: AsyncSession) -> dict[str, datetime]:
 
 
 async def sla_summary(session: AsyncSession, now: datetime) -> dict[str, Any]:
-    state = sla_state_expression(now)
-    rows = await session.execute(
-        select(Mention.channel, state, func.count())
-        .where(Mention.deadline_at.is_not(None))
-        .group_by(Mention.channel, state)
-    )
+    counts = await count_by_channel_state(session, now, Mention.deadline_at.is_not(None))
     by_state = dict.fromkeys(SLA_STATES, 0)
     by_channel: dict[str, dict[str, int]] = {}
-    for channel, st, count in rows:
+    for (channel, st), count in counts.items():
         if st is None:
             continue
         by_state[st] += count
@@ -210,8 +219,12 @@ async def sla_summary(session: AsyncSession, now: datetime) -> dict[str, Any]:
     open_count = await session.scalar(
         select(func.count()).select_from(Mention).where(Mention.status.in_(OPEN_STATUSES))
     )
-    return {"states": by_state, "channels": by_channel, "unassigned": unassigned or 0,
-            "open": open_count or 0}
+    return {
+        "states": by_state,
+        "channels": by_channel,
+        "unassigned": unassigned or 0,
+        "open": open_count or 0,
+    }
 
 
 async def pending_alerts(session: AsyncSession) -> int:
