@@ -1,14 +1,68 @@
-"""The one small interface every source implements, and the item shape it yields.
+"""The one small interface every source implements, the item shape it yields, and the
+config model every source kind extends.
 
 A connector only knows its API: `fetch(cursor)` returns new items and the next cursor.
 It never touches the database; the coordinator commits the cursor with the items.
+A connector declares its own config model (`Config`) next to its code; the registry in
+`connectors/__init__.py` builds the sources' discriminated union from those.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import ClassVar, Protocol
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, Protocol
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from listener.config_fields import Duration, Section
+
+
+class SourceConfig(Section):
+    """Keys every source has. `channel` is what agents, routing rules and SLA policies
+    match on; it defaults to the kind's own channel (`default_channel`)."""
+
+    default_channel: ClassVar[str | None] = None
+
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    enabled: bool = True
+    channel: str | None = Field(None, min_length=1, max_length=30, pattern=r"^[a-z0-9_.-]+$")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_channel(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("channel") is None and cls.default_channel:
+            return {**data, "channel": cls.default_channel}
+        return data
+
+
+class PolledSourceConfig(SourceConfig):
+    interval: Duration = timedelta(seconds=300)
+    backfill: Duration = timedelta(days=1)
+    timeout: Duration = timedelta(seconds=30)
+
+    @field_validator("interval")
+    @classmethod
+    def _sane_interval(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1):
+            raise ValueError("interval must be at least 1s")
+        return value
+
+
+class HttpSourceConfig(PolledSourceConfig):
+    """A polled source over HTTP. The User-Agent names the product, as platforms ask."""
+
+    user_agent: str = "Listener/0.1 (self-hosted social listening)"
+
+
+class ReplyingSourceConfig(HttpSourceConfig):
+    """A source that can answer on its platform when `send_replies` is on."""
+
+    send_replies: bool = False
+
+
+def secret_value(secret: SecretStr | None) -> str:
+    return secret.get_secret_value() if secret is not None else ""
 
 
 @dataclass(frozen=True)
@@ -21,6 +75,10 @@ class RawAuthor:
 
 @dataclass(frozen=True)
 class RawItem:
+    """One mention as a connector saw it. `thread` groups a conversation (X
+    conversation_id, Reddit submission, Discourse topic); `note` is recorded in the
+    mention's `ingested` event (e.g. "no date upstream: fetch time used")."""
+
     external_id: str
     text: str
     created_at: datetime
@@ -29,6 +87,8 @@ class RawItem:
     url: str | None = None
     lang: str | None = None
     in_reply_to: str | None = None
+    thread: str | None = None
+    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -42,9 +102,13 @@ class Rejected:
 
 @dataclass
 class Batch:
+    """What one poll produced. `not_before` asks the coordinator not to poll again before
+    that moment (a rate-limit window that is used up even though this call succeeded)."""
+
     items: list[RawItem] = field(default_factory=list)
     cursor: str | None = None
     rejected: list[Rejected] = field(default_factory=list)
+    not_before: datetime | None = None
 
 
 class SourceError(Exception):
@@ -58,12 +122,50 @@ class RateLimited(SourceError):
 
 
 class AuthFailed(SourceError):
-    """Credentials were refused: retrying soon will not help, the operator must act."""
+    """Credentials were refused: retrying soon will not help, the operator must act.
+    The message says which credential to check."""
+
+
+@dataclass(frozen=True)
+class ReplyTarget:
+    """The mention being answered, as the platform knows it."""
+
+    external_id: str
+    author_handle: str
+    url: str | None = None
+    thread: str | None = None
+
+
+@dataclass(frozen=True)
+class SentReply:
+    external_id: str
+    url: str | None = None
+
+
+class ReplyRefused(Exception):
+    """The platform refused a reply (401/403/422/429/5xx): nothing was sent."""
+
+    def __init__(self, status: int, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.retry_after = retry_after
 
 
 class Connector(Protocol):
     kind: ClassVar[str]
+    Config: ClassVar[type[SourceConfig]]
+    polled: ClassVar[bool]
 
     async def fetch(self, cursor: str | None, now: datetime) -> Batch: ...
 
     async def close(self) -> None: ...
+
+
+class Replier(Protocol):
+    """Optional: connectors whose platform takes replies. `reply_credentials` says what
+    is missing (empty when it can send)."""
+
+    def missing_reply_credentials(self) -> list[str]: ...
+
+    async def reply(self, target: ReplyTarget, text: str) -> SentReply: ...

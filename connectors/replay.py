@@ -13,25 +13,41 @@ import json
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from connectors.base import Batch, Rejected, SourceError
+from pydantic import Field
+
+from connectors.base import Batch, PolledSourceConfig, Rejected, SourceError
 from connectors.webhook import ItemError, parse_line
+from listener.config_fields import Duration
+
+
+class ReplaySource(PolledSourceConfig):
+    """Plays a JSONL file as if live: the first line's time becomes the moment of the first poll."""
+
+    kind: Literal["replay"]
+    path: str
+    interval: Duration = timedelta(seconds=5)
+    speed: float = Field(1.0, gt=0)
+    lead: Duration = timedelta(0)
 
 
 class ReplayConnector:
     kind: ClassVar[str] = "replay"
+    Config: ClassVar[type[PolledSourceConfig]] = ReplaySource
     polled: ClassVar[bool] = True
 
-    def __init__(self, path: str | Path, speed: float = 1.0, lead: timedelta = timedelta(0)):
+    def __init__(self, path: str | Path, speed: float = 1.0, lead: timedelta = timedelta(0),
+                 channel: str | None = None):
         self.path = Path(path)
+        self.channel = channel or "web"
         self.speed = speed
         self.lead = lead
         self._lines: list[str] | None = None
 
     @classmethod
     def from_config(cls, source: Any) -> ReplayConnector:
-        return cls(source.path, source.speed, source.lead)
+        return cls(source.path, source.speed, source.lead, source.channel)
 
     def _read(self) -> list[str]:
         if self._lines is None:
@@ -52,7 +68,7 @@ class ReplayConnector:
                 position += 1
                 continue
             try:
-                item, _ = parse_line(line)
+                item, _ = parse_line(line, self.channel)
             except ItemError as exc:
                 batch.rejected.append(Rejected(f"line {position + 1}: {exc}", line[:2000]))
                 position += 1

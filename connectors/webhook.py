@@ -10,11 +10,19 @@ import hashlib
 import hmac
 import json
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
-from connectors.base import RawAuthor, RawItem
+from connectors.base import RawAuthor, RawItem, SourceConfig
 
 SIGNATURE_HEADER = "X-Listener-Signature"
 
@@ -37,7 +45,7 @@ class MentionIn(BaseModel):
     text: str = Field(max_length=100_000)
     created_at: datetime
     url: str | None = Field(None, max_length=4000)
-    channel: str = Field("web", min_length=1, max_length=30)
+    channel: str | None = Field(None, min_length=1, max_length=30)
     author: AuthorIn
     lang: str | None = Field(None, max_length=10)
     in_reply_to: str | None = Field(None, max_length=200)
@@ -56,7 +64,7 @@ class MentionIn(BaseModel):
         return value
 
 
-def parse_item(obj: Any) -> tuple[RawItem, str | None]:
+def parse_item(obj: Any, default_channel: str = "web") -> tuple[RawItem, str | None]:
     """Validate one webhook-format object; returns the item and its optional `source`."""
     try:
         mention = MentionIn.model_validate(obj)
@@ -68,7 +76,7 @@ def parse_item(obj: Any) -> tuple[RawItem, str | None]:
         external_id=mention.id,
         text=mention.text,
         created_at=mention.created_at,
-        channel=mention.channel.lower(),
+        channel=(mention.channel or default_channel).lower(),
         url=mention.url,
         lang=mention.lang,
         in_reply_to=mention.in_reply_to,
@@ -77,11 +85,11 @@ def parse_item(obj: Any) -> tuple[RawItem, str | None]:
     return item, mention.source
 
 
-def parse_line(line: str | bytes) -> tuple[RawItem, str | None]:
+def parse_line(line: str | bytes, default_channel: str = "web") -> tuple[RawItem, str | None]:
     """One JSONL line (`listener ingest`, replay files); undecodable text is an ItemError too."""
     try:
         text = line.decode("utf-8-sig") if isinstance(line, bytes) else line
-        return parse_item(json.loads(text))
+        return parse_item(json.loads(text), default_channel)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ItemError(str(exc)) from None
 
@@ -91,7 +99,7 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{path}: {error['msg'].removeprefix('Value error, ')}"
 
 
-def parse_body(raw: bytes) -> list[RawItem]:
+def parse_body(raw: bytes, default_channel: str = "web") -> list[RawItem]:
     """One object or a list of them; any bad object rejects the whole body (nothing stored)."""
     try:
         data = json.loads(raw)
@@ -103,7 +111,7 @@ def parse_body(raw: bytes) -> list[RawItem]:
     items = []
     for index, obj in enumerate(objects):
         try:
-            items.append(parse_item(obj)[0])
+            items.append(parse_item(obj, default_channel)[0])
         except ItemError as exc:
             where = f"[{index}] " if isinstance(data, list) else ""
             raise ItemError(f"{where}{exc}") from None
@@ -118,19 +126,43 @@ def signature_valid(secret: str, body: bytes, header: str | None) -> bool:
     return bool(secret) and bool(header) and hmac.compare_digest(sign(secret, body), header)
 
 
+class WebhookSource(SourceConfig):
+    """Items carry their own `channel`; the source's `channel` is the default for those
+    that do not (else `web`)."""
+
+    kind: Literal["webhook"]
+    secret: SecretStr
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_when_enabled(cls, secret: SecretStr, info: ValidationInfo) -> SecretStr:
+        """A field validator (not a model one) so the error is reported at `sources[i].secret`;
+        `enabled` is declared first, so it is already in `info.data`."""
+        if info.data.get("enabled", True) and not secret.get_secret_value():
+            raise ValueError(
+                "an enabled webhook source needs a non-empty secret (set it via ${ENV_VAR})"
+            )
+        return secret
+
+
 class WebhookConnector:
     """Push-only: nothing to poll; the web layer verifies and parses bodies with this."""
 
     kind: ClassVar[str] = "webhook"
+    Config: ClassVar[type[SourceConfig]] = WebhookSource
     polled: ClassVar[bool] = False
 
-    def __init__(self, source_id: str, secret: str):
+    def __init__(self, source_id: str, secret: str, channel: str | None = None):
         self.source_id = source_id
+        self.channel = channel
         self._secret = secret
 
     @classmethod
     def from_config(cls, source: Any) -> WebhookConnector:
-        return cls(source.id, source.secret.get_secret_value())
+        return cls(source.id, source.secret.get_secret_value(), source.channel)
+
+    async def close(self) -> None:
+        pass
 
     def verify(self, body: bytes, header: str | None) -> bool:
         return signature_valid(self._secret, body, header)

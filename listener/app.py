@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -20,29 +19,14 @@ from listener.metrics import Metrics
 from listener.pipeline.enrich import Enricher
 from listener.pipeline.ingest import Pipeline
 from listener.pipeline.route import Routing
+from listener.services import SERVICES, Services
 from listener.store import Store
 from listener.store.actions import sync_agents
-from responders.drafts import Drafter
+from listener.web import setup_web
 from sla.planner import DeadlinePlanner
 
 log = logging.getLogger("listener")
 GAUGE_REFRESH_SECONDS = 15
-
-
-@dataclass
-class Services:
-    config: Config
-    store: Store
-    metrics: Metrics
-    clock: Any
-    pipeline: Pipeline
-    coordinator: Coordinator
-    push_sources: dict[str, Any] = field(default_factory=dict)
-    drafter: Drafter = field(default_factory=Drafter)
-
-    def connector_for(self, source_id: str) -> Any:
-        polled = self.coordinator.sources.get(source_id)
-        return polled.connector if polled else self.push_sources.get(source_id)
 
 
 def build_services(config: Config, clock: Any = None, enricher: Enricher | None = None) -> Services:
@@ -103,13 +87,8 @@ async def prepare_database(services: Services, migrate: bool) -> None:
         await sync_agents(session, agent_rows(services.config))
 
 
-SERVICES = web.AppKey("services", Services)
-
-
 def init_app(services: Services, migrate: bool = True, background: bool = True) -> web.Application:
     """`background=False` gives tests the web app without pollers and timers."""
-    from listener.web import setup_web
-
     app = web.Application(client_max_size=8 * 1024 * 1024)
     app[SERVICES] = services
 

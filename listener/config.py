@@ -7,6 +7,8 @@ which keeps them out of reprs, logs and error messages.
 
 from __future__ import annotations
 
+import functools
+import operator
 import os
 import re
 from datetime import date, timedelta
@@ -17,24 +19,23 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from connectors import CONNECTORS
+from listener.config_fields import AtRisk, Section, StrList, TimeOfDay
 from listener.shifts import Shift
 from sla.calendar import BusinessCalendar
-from sla.durations import parse_at_risk, parse_duration, parse_hours_range, parse_time_of_day
+from sla.durations import parse_duration, parse_hours_range
 
 ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
 WEEKDAY_KEYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-SECRET_FIELDS = ("bearer_token", "secret", "webhook_url", "api_tokens", "client_secret", "password")
 
 
 class ConfigError(Exception):
@@ -45,23 +46,6 @@ class ConfigError(Exception):
         super().__init__("\n".join(f"{path}: {message}" for path, message in problems))
 
 
-def _duration(value: Any) -> Any:
-    return parse_duration(value) if isinstance(value, str) else value
-
-
-def _time_of_day(value: Any) -> Any:
-    return parse_time_of_day(value) if isinstance(value, str) else value
-
-
-def _at_risk(value: Any) -> Any:
-    return parse_at_risk(value) if isinstance(value, str) else value
-
-
-Duration = Annotated[timedelta, BeforeValidator(_duration)]
-TimeOfDay = Annotated[int, BeforeValidator(_time_of_day)]
-AtRisk = Annotated[timedelta | float, BeforeValidator(_at_risk)]
-
-
 def _first_response(value: Any) -> Any:
     if value == "same_day" or not isinstance(value, str):
         return value
@@ -69,11 +53,6 @@ def _first_response(value: Any) -> Any:
 
 
 FirstResponse = Annotated[str | timedelta, BeforeValidator(_first_response)]
-StrList = Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)]
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class DatabaseConfig(Section):
@@ -136,106 +115,10 @@ class CalendarConfig(Section):
         return hours
 
 
-class SourceBase(Section):
-    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    enabled: bool = True
-
-
-class PolledSource(SourceBase):
-    interval: Duration = timedelta(seconds=300)
-    backfill: Duration = timedelta(days=1)
-    timeout: Duration = timedelta(seconds=30)
-
-    @field_validator("interval")
-    @classmethod
-    def _sane_interval(cls, value: timedelta) -> timedelta:
-        if value < timedelta(seconds=1):
-            raise ValueError("interval must be at least 1s")
-        return value
-
-
-class TwitterSource(PolledSource):
-    kind: Literal["twitter"]
-    query: str
-    bearer_token: SecretStr
-    base_url: str = "https://api.twitter.com"
-
-
-class RedditSource(PolledSource):
-    kind: Literal["reddit"]
-    query: str
-    base_url: str = "https://www.reddit.com"
-
-
-class MastodonSource(PolledSource):
-    kind: Literal["mastodon"]
-    hashtag: str
-    base_url: str = "https://mastodon.social"
-
-
-class DiscourseSource(PolledSource):
-    kind: Literal["discourse"]
-    base_url: str
-
-
-class RssSource(PolledSource):
-    kind: Literal["rss"]
-    url: str
-
-
-class HtmlSelectors(Section):
-    item: str
-    id: str
-    text: str
-    author: str | None = None
-    link: str | None = None
-    created_at: str | None = None
-
-
-class HtmlSource(PolledSource):
-    kind: Literal["html"]
-    url: str
-    selectors: HtmlSelectors
-
-
-class WebhookSource(SourceBase):
-    kind: Literal["webhook"]
-    secret: SecretStr
-
-    @field_validator("secret")
-    @classmethod
-    def _secret_when_enabled(cls, secret: SecretStr, info: ValidationInfo) -> SecretStr:
-        """A field validator (not a model one) so the error is reported at `sources[i].secret`;
-        `enabled` is declared first, so it is already in `info.data`."""
-        if info.data.get("enabled", True) and not secret.get_secret_value():
-            raise ValueError(
-                "an enabled webhook source needs a non-empty secret (set it via ${ENV_VAR})"
-            )
-        return secret
-
-
-class ReplaySource(PolledSource):
-    """Plays a JSONL file as if live: the first line's time becomes the moment of the first poll."""
-
-    kind: Literal["replay"]
-    path: str
-    interval: Duration = timedelta(seconds=5)
-    speed: float = Field(1.0, gt=0)
-    lead: Duration = timedelta(0)
-
-
 SourceConfig = Annotated[
-    TwitterSource
-    | RedditSource
-    | MastodonSource
-    | DiscourseSource
-    | RssSource
-    | HtmlSource
-    | WebhookSource
-    | ReplaySource,
+    functools.reduce(operator.or_, (c.Config for c in CONNECTORS.values())),
     Field(discriminator="kind"),
 ]
-SOURCE_KINDS = ("twitter", "reddit", "mastodon", "discourse", "rss", "html", "webhook", "replay")
 
 
 class AgentConfig(Section):
@@ -378,7 +261,7 @@ def format_loc(loc: tuple[Any, ...]) -> str:
     for i, item in enumerate(loc):
         if isinstance(item, int):
             parts.append(f"[{item}]")
-        elif (loc[0] == "sources" and i == 2 and item in SOURCE_KINDS) or item.startswith(
+        elif (loc[0] == "sources" and i == 2 and item in CONNECTORS) or item.startswith(
             "function-"
         ):
             continue
@@ -402,6 +285,8 @@ def parse_config(data: Any) -> Config:
         for error in exc.errors(include_input=False, include_url=False):
             message = _mask(error["msg"].removeprefix("Value error, "), from_env)
             key = format_loc(tuple(error["loc"]))
+            if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+                key, message = f"{key}.kind", _kind_message(error)
             if key not in unset:
                 problems.append((key, message))
         raise ConfigError(_unique(problems)) from None
@@ -409,6 +294,14 @@ def parse_config(data: Any) -> Config:
     if problems:
         raise ConfigError(_unique(problems))
     return config
+
+
+def _kind_message(error: Any) -> str:
+    known = ", ".join(CONNECTORS)
+    tag = (error.get("ctx") or {}).get("tag")
+    if tag is None:
+        return f"every source needs a kind: one of {known}"
+    return f"unknown source kind {tag!r}; this version knows {known}"
 
 
 def _mask(message: str, secrets: set[str]) -> str:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from listener.app import Services
 from listener.humanize import time_left
 from listener.models import Customer
+from listener.services import Services
 from listener.store import queries as q
 from sla.policy import MentionFacts, select_policy, sla_state
 

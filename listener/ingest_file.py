@@ -16,8 +16,9 @@ from tqdm import tqdm
 
 from connectors.base import RawItem
 from connectors.webhook import ItemError, parse_line
-from listener.app import Services, prepare_database
+from listener.app import prepare_database
 from listener.pipeline.ingest import SourceInfo
+from listener.services import Services
 
 BATCH_SIZE = 500
 DEFAULT_SOURCE = "ingest"

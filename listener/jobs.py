@@ -23,6 +23,14 @@ class Jobs:
                                args=[func, *args], id=job_id, max_instances=1, coalesce=True,
                                next_run_time=first_run)
 
+    def at(self, when: datetime, func: Callable[..., Awaitable[Any]], *args: Any,
+           job_id: str) -> None:
+        """Run once at `when`, replacing any pending run under the same id."""
+        if self._stopping:
+            return
+        self.scheduler.add_job(self._run, "date", run_date=when, args=[func, *args], id=job_id,
+                               replace_existing=True, misfire_grace_time=None)
+
     async def _run(self, func: Callable[..., Awaitable[Any]], *args: Any) -> None:
         if self._stopping:
             return

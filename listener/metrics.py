@@ -63,6 +63,12 @@ class Metrics:
             ["source"],
             registry=r,
         )
+        self.read_budget = Gauge(
+            "listener_source_read_budget_remaining",
+            "Posts a source may still read this month (X monthly_reads)",
+            ["source"],
+            registry=r,
+        )
         self.alerts_sent = Counter(
             "listener_alerts_sent", "Alert deliveries", ["sink", "kind", "outcome"], registry=r
         )

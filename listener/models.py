@@ -68,6 +68,8 @@ class SourceState(Base):
     last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_outcome: Mapped[str | None] = mapped_column(String(30))
+    last_items: Mapped[int | None] = mapped_column(Integer)
 
 
 class Customer(Base):
@@ -112,6 +114,7 @@ class Mention(Base):
     __table_args__ = (
         UniqueConstraint("source", "external_id", name="uq_mentions_source_external_id"),
         Index("ix_mentions_status_deadline", "status", "deadline_at"),
+        Index("ix_mentions_source_thread", "source", "thread"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     source: Mapped[str] = mapped_column(String(100), index=True)
@@ -129,10 +132,13 @@ class Mention(Base):
     status: Mapped[str] = mapped_column(String(20), default="new")
     assignee: Mapped[str | None] = mapped_column(String(100), index=True)
     in_reply_to: Mapped[str | None] = mapped_column(String(200))
+    thread: Mapped[str | None] = mapped_column(String(200))
     sla_policy: Mapped[str | None] = mapped_column(String(100))
     deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     at_risk_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    response_external_id: Mapped[str | None] = mapped_column(String(200))
+    response_url: Mapped[str | None] = mapped_column(Text)
 
 
 class MentionEvent(Base):

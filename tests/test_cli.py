@@ -260,19 +260,20 @@ def test_sla_explain_of_an_unknown_mention_fails_clearly(tmp_path: Path, db_url:
     assert "Traceback" not in result.stderr
 
 
-def test_serve_refuses_an_enabled_source_without_a_connector(tmp_path: Path, db_url: str) -> None:
+def test_serve_refuses_a_source_kind_it_does_not_know(tmp_path: Path, db_url: str) -> None:
     config = write_config(
         tmp_path,
         db_url,
-        sources=[{"id": "news", "kind": "rss", "url": "https://example.com/feed.xml"}],
+        sources=[{"id": "news", "kind": "rss", "url": "https://example.com/feed.xml"},
+                 {"id": "gram", "kind": "telegram", "url": "https://t.me/acme"}],
         server={"host": "127.0.0.1", "port": 1},  # never reached: it must fail before binding
     )
     started = time.monotonic()
     result = listener("serve", "--config", str(config), timeout=30)
     assert result.returncode == 2
     assert time.monotonic() - started < 20
-    assert "'news'" in result.stderr
-    assert "enabled: false" in result.stderr
+    assert "sources[1].kind: unknown source kind 'telegram'" in result.stderr
+    assert "rss" in result.stderr and "sources[0]" not in result.stderr
     assert "Traceback" not in result.stderr
 
 

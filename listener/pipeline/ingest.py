@@ -15,6 +15,7 @@ from typing import Any
 from connectors.base import RawItem, Rejected
 from listener.clock import SystemClock
 from listener.metrics import Metrics
+from listener.models import Mention
 from listener.pipeline.enrich import Enricher
 from listener.pipeline.normalize import normalize
 from listener.pipeline.route import Routing
@@ -31,13 +32,18 @@ class IngestResult:
     channels: list[str] = field(default_factory=list)
     duplicates: int = 0
     rejected: int = 0
-    responses: int = 0
+    answered: list[Mention] = field(default_factory=list)
+
+    @property
+    def responses(self) -> int:
+        return len(self.answered)
 
 
 @dataclass(frozen=True)
 class SourceInfo:
     id: str
     kind: str
+    channel: str | None = None
 
 
 class Pipeline:
@@ -63,8 +69,12 @@ class Pipeline:
         self.clock = clock or SystemClock()
         self.before_commit: Callable[[], None] | None = None
 
-    def is_brand(self, item: RawItem) -> bool:
-        return item.author.handle in self.brand.get(item.channel, ())
+    def is_brand(self, item: RawItem, source: SourceInfo) -> bool:
+        """`brand_accounts` is keyed by channel; the source's kind also works, so
+        `twitter: [acme]` still applies to a twitter source with its own `channel`."""
+        handle = item.author.handle
+        return handle in self.brand.get(item.channel, ()) or handle in self.brand.get(
+            source.kind, ())
 
     async def ingest(
         self,
@@ -91,7 +101,7 @@ class Pipeline:
                 await self._store_fresh(tx, source, fresh, now, queue_after, result)
             tx.record_rejected(source.id, rejected, now)
             if save_cursor:
-                await tx.save_cursor(source.id, source.kind, cursor, now)
+                await tx.save_cursor(source.id, source.kind, cursor, now, len(result.stored))
             if self.before_commit is not None:
                 self.before_commit()
         self._count(source.id, result)
@@ -123,10 +133,10 @@ class Pipeline:
                 result.stored.append(ids[row["external_id"]])
                 result.channels.append(row["channel"])
         for item in fresh:
-            if item.in_reply_to and self.is_brand(item) and item.external_id in ids:
-                answered = await tx.record_native_reply(
-                    source.id, item.in_reply_to, item.author.handle, item.created_at)
-                result.responses += int(answered)
+            if self.is_brand(item, source) and item.external_id in ids:
+                result.answered += await tx.record_native_reply(
+                    source.id, item.author.handle, item.created_at, item.in_reply_to,
+                    item.thread, reply_id=item.external_id, reply_url=item.url)
 
     def _plan(self, source: SourceInfo, item: RawItem, link: AuthorLink, now: datetime,
               queued: bool, loads: dict[str, int], last: str | None
@@ -139,9 +149,10 @@ class Pipeline:
             "text": item.text, "lang": enrichment.lang, "sentiment": enrichment.sentiment,
             "priority": enrichment.priority, "created_at": item.created_at,
             "ingested_at": now, "status": "new", "in_reply_to": item.in_reply_to,
+            "thread": item.thread,
             "assignee": None, "sla_policy": None, "deadline_at": None, "at_risk_at": None,
         }
-        if self.is_brand(item) or not queued:
+        if self.is_brand(item, source) or not queued:
             values["status"] = "ignored"
             return values, None
         facts = MentionFacts(channel=item.channel, source=source.id, lang=enrichment.lang,
@@ -157,9 +168,12 @@ class Pipeline:
 
     def _events(self, source: SourceInfo, item: RawItem, now: datetime, queued: bool,
                 decision: Decision | None) -> list[dict[str, Any]]:
-        reason = ("brand account" if self.is_brand(item)
+        reason = ("brand account" if self.is_brand(item, source)
                   else None if queued else "older than the backfill window")
-        events = [{"kind": "ingested", "at": now, "actor": source.id, "data": {"reason": reason}}]
+        data: dict[str, Any] = {"reason": reason}
+        if item.note:
+            data["note"] = item.note
+        events = [{"kind": "ingested", "at": now, "actor": source.id, "data": data}]
         if decision is not None:
             events.append({"kind": "assigned" if decision.agent_id else "unassigned",
                            "at": now, "actor": "router",
@@ -173,3 +187,7 @@ class Pipeline:
             self.metrics.duplicates.labels(source=source_id).inc(result.duplicates)
         if result.rejected:
             self.metrics.rejected.labels(source=source_id).inc(result.rejected)
+        for mention in result.answered:
+            self.metrics.observe_first_response(mention.channel, mention.sla_policy,
+                                                mention.created_at, mention.first_response_at,
+                                                mention.deadline_at)

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from connectors.base import SentReply
 from listener.models import Agent, Mention, MentionEvent
 
 
@@ -57,6 +58,7 @@ async def mark_responded(
     kind: str = "responded",
     data: dict[str, Any] | None = None,
     repeat_ok: bool = False,
+    reply: SentReply | None = None,
 ) -> Mention:
     """The first response stops the clock; a second one never moves the stop time. Marking
     responded twice is a conflict; a further reply sent (`repeat_ok`) is only recorded."""
@@ -70,6 +72,9 @@ async def mark_responded(
         )
     mention.first_response_at = now
     mention.status = "responded"
+    if reply is not None:
+        mention.response_external_id = reply.external_id
+        mention.response_url = reply.url
     session.add(
         MentionEvent(
             mention_id=mention.id,

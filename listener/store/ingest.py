@@ -195,22 +195,41 @@ class IngestTx:
         )
 
     async def record_native_reply(
-        self, source: str, parent_external_id: str, handle: str, replied_at: datetime
-    ) -> bool:
-        """The brand answered on the platform itself: that stops the customer's clock."""
-        parent = await self.session.scalar(
+        self, source: str, handle: str, replied_at: datetime, in_reply_to: str | None,
+        thread: str | None, reply_id: str | None = None, reply_url: str | None = None,
+    ) -> list[Mention]:
+        """The brand answered on the platform itself: that stops the customer's clock.
+
+        A reply to a known post answers that post; a post in a thread without a parent
+        we know (a Discourse topic) answers every earlier unanswered post in the thread.
+        Returns the mentions it answered.
+        """
+        if in_reply_to:
+            where = [Mention.external_id == in_reply_to]
+        elif thread:
+            where = [Mention.thread == thread, Mention.created_at <= replied_at]
+        else:
+            return []
+        parents = await self.session.scalars(
             select(Mention).where(
-                Mention.source == source, Mention.external_id == parent_external_id
+                Mention.source == source,
+                Mention.first_response_at.is_(None),
+                Mention.status.in_(("new", "assigned")),
+                *where,
             )
         )
-        if parent is None or parent.first_response_at is not None:
-            return False
-        parent.first_response_at = replied_at
-        parent.status = "responded"
-        self.add_event(parent.id, "responded", replied_at, handle, {"native": True})
-        return True
+        answered = list(parents)
+        for parent in answered:
+            parent.first_response_at = max(replied_at, parent.created_at)
+            parent.status = "responded"
+            parent.response_external_id = reply_id
+            parent.response_url = reply_url
+            self.add_event(parent.id, "responded", replied_at, handle,
+                           {"native": True, "reply_id": reply_id, "url": reply_url})
+        return answered
 
-    async def save_cursor(self, source: str, kind: str, cursor: str | None, now: datetime) -> None:
+    async def save_cursor(self, source: str, kind: str, cursor: str | None, now: datetime,
+                          stored: int = 0) -> None:
         state = await self.session.get(SourceState, source)
         if state is None:
             state = SourceState(id=source, kind=kind, consecutive_failures=0, first_polled_at=now)
@@ -218,7 +237,8 @@ class IngestTx:
         state.cursor = cursor
         state.last_success_at = now
         state.consecutive_failures = 0
-        state.last_error = None
+        state.last_outcome = "ok"
+        state.last_items = stored
 
     def record_rejected(self, source: str, rejected: Iterable[Rejected], now: datetime) -> None:
         for item in rejected:
@@ -234,7 +254,8 @@ class IngestTx:
 
 
 async def record_poll_failure(
-    session: AsyncSession, source: str, kind: str, error: str, now: datetime
+    session: AsyncSession, source: str, kind: str, error: str, now: datetime,
+    outcome: str = "error",
 ) -> int:
     """Health bookkeeping for a failed poll; returns the consecutive failure count."""
     state = await session.get(SourceState, source)
@@ -244,6 +265,7 @@ async def record_poll_failure(
     state.consecutive_failures = (state.consecutive_failures or 0) + 1
     state.last_error = error[:2000]
     state.last_error_at = now
+    state.last_outcome = outcome
     return state.consecutive_failures
 
 

@@ -7,14 +7,16 @@ from typing import Any
 
 from aiohttp import web
 
-from listener.app import SERVICES, Services
+from connectors.base import ReplyRefused, ReplyTarget
 from listener.models import STATUSES
+from listener.services import SERVICES, Services
 from listener.store import MentionFilter
 from listener.store import queries as q
 from listener.store.actions import Conflict, Invalid, NotFound, assign, mark_responded
 from listener.web.errors import APIError
 from listener.web.serialize import agent_json, customer_json, mention_json
 from responders.drafts import UnknownTemplate
+from responders.platform import CannotSend, send_reply
 
 routes = web.RouteTableDef()
 MAX_LIMIT = 500
@@ -176,16 +178,33 @@ async def reply_mention(request: web.Request) -> web.Response:
             raise APIError(422, "unknown_template", str(exc)) from None
     if not send:
         return web.json_response({"draft": text, "sent": False})
-    replier = getattr(svc.connector_for(mention.source), "reply", None)
-    if replier is None:
+    target = ReplyTarget(mention.external_id, author.handle if author else "", mention.url,
+                         mention.thread)
+    try:
+        sent = await send_reply(mention.source, svc.config.source(mention.source),
+                                svc.connector_for(mention.source), target, text)
+    except CannotSend as exc:
         raise APIError(409, "cannot_send",
-                       f"source {mention.source!r} cannot send replies from Listener; answer "
-                       f"on the platform, then POST /api/v1/mentions/{mention_id}/respond")
-    await replier(mention.external_id, text)
+                       f"{exc}; or answer on the platform, then "
+                       f"POST /api/v1/mentions/{mention_id}/respond") from None
+    except ReplyRefused as exc:
+        raise platform_refusal(exc) from None
     response = await _act(request, mark_responded, actor=body.get("by") or "api", note=None,
-                          kind="replied", data={"text": text}, repeat_ok=True)
+                          kind="replied", repeat_ok=True, reply=sent,
+                          data={"text": text, "reply_id": sent.external_id, "url": sent.url})
     return web.json_response({"draft": text, "sent": True,
+                              "reply": {"id": sent.external_id, "url": sent.url},
                               "mention": json.loads(response.body)})
+
+
+def platform_refusal(exc: ReplyRefused) -> APIError:
+    """The platform's own 422/429 pass through; auth and server failures are a 502, so a
+    client never mistakes the platform's 401 for its own bad token."""
+    status = exc.status if exc.status in (422, 429) else 502
+    error = APIError(status, "platform_refused", exc.message)
+    if exc.retry_after is not None:
+        error.headers = {"Retry-After": str(int(exc.retry_after + 0.999))}
+    return error
 
 
 @routes.get("/api/v1/agents")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from listener.app import SERVICES
+from listener.services import SERVICES
 from listener.web.errors import Handler, error_response
 
 OPEN_API_PATHS = ("/api/v1/webhooks/", "/api/v1/openapi.json")

@@ -6,9 +6,9 @@ from datetime import datetime
 
 from aiohttp import web
 
-from listener.app import SERVICES
 from listener.humanize import short_duration, time_left
 from listener.models import SourceState
+from listener.services import SERVICES
 from listener.store import queries as q
 from listener.web import JINJA
 from listener.web.serialize import author_json

@@ -6,7 +6,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from listener import db
-from listener.app import SERVICES
+from listener.services import SERVICES
 
 routes = web.RouteTableDef()
 

@@ -59,6 +59,9 @@ def mention_json(mention: Mention, author: Author | None, now: datetime) -> dict
         "ingested_at": iso(mention.ingested_at),
         "status": mention.status,
         "assignee": mention.assignee,
+        "thread": mention.thread,
+        "response": {"external_id": mention.response_external_id, "url": mention.response_url}
+        if mention.response_external_id or mention.response_url else None,
         "sla": sla_json(mention, now),
     }
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from connectors.webhook import SIGNATURE_HEADER, ItemError, parse_body
-from listener.app import SERVICES
 from listener.pipeline.ingest import SourceInfo
+from listener.services import SERVICES
 from listener.web.errors import APIError
 
 routes = web.RouteTableDef()
@@ -29,7 +29,7 @@ async def push(request: web.Request) -> web.Response:
             "keyed with the source secret>",
         )
     try:
-        items = parse_body(body)
+        items = parse_body(body, connector.channel or "web")
     except ItemError as exc:
         raise APIError(422, "invalid", str(exc)) from None
     result = await svc.pipeline.ingest(SourceInfo(source_id, "webhook"), items)

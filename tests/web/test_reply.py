@@ -57,24 +57,3 @@ async def test_unknown_template_and_unsendable_source_explain_what_to_do(client:
     assert "/respond" in (await cannot.json())["error"]["message"]
     empty = await reply(client, item["id"], {})
     assert empty.status == 422
-
-
-async def test_a_sent_reply_is_the_first_response(client: Any, services: Any) -> None:
-    sent: list[tuple[str, str]] = []
-
-    async def fake_platform_reply(external_id: str, text: str) -> str:
-        """Stands in for a platform API: webhook sources have no reply channel here."""
-        sent.append((external_id, text))
-        return "reply-1"
-
-    services.push_sources["site-form"].reply = fake_platform_reply
-    await push(client, mention("t-1", "Kargom nerede?", channel="twitter", handle="ali"))
-    [item] = await listed(client)
-    response = await reply(client, item["id"], {"template": "apology", "send": True})
-    body = await response.json()
-    assert response.status == 200 and body["sent"] is True
-    assert sent == [("t-1", body["draft"])]
-    assert body["mention"]["status"] == "responded"
-    assert body["mention"]["sla"]["state"] == "met"
-    again = await reply(client, item["id"], {"text": "Bir şey daha", "send": True})
-    assert again.status == 200 and len(sent) == 2
