@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
@@ -224,4 +225,71 @@ async def test_replay_lead_starts_the_file_in_the_past(db_url: str, clock: Any, 
         created = sorted(m.created_at for m in await session.scalars(select(Mention)))
     now = clock.now()
     assert created == [now - timedelta(minutes=15), now - timedelta(minutes=5)]
+    await services.store.close()
+
+
+async def test_errors_back_off_exponentially_up_to_an_hour(db_url: str, clock: Any,
+                                                           enricher: Any) -> None:
+    connector = ScriptedConnector([item(1, clock.now())])
+    services = await setup(db_url, clock, enricher, connector, interval="5m")
+    connector.fail_with = SourceError("HTTP 503 from upstream")
+    polled = services.coordinator.sources["demo"]
+    waits = []
+    for _ in range(6):
+        clock.moment = polled.not_before or clock.now()
+        assert await services.coordinator.poll("demo") == "error"
+        waits.append((polled.not_before - clock.now()).total_seconds() / 60)
+        assert polled.next_poll_at == polled.not_before
+    assert waits == [5, 10, 20, 40, 60, 60]
+    clock.moment = polled.not_before
+    connector.fail_with = None
+    assert await services.coordinator.poll("demo") == "ok"
+    assert polled.failures == 0 and polled.last_items == 1
+    assert timedelta(minutes=5) <= polled.next_poll_at - clock.now() <= timedelta(minutes=5.5)
+    await services.store.close()
+
+
+async def test_a_used_up_rate_window_delays_the_next_poll_even_after_success(
+        db_url: str, clock: Any, enricher: Any) -> None:
+    reset = clock.now() + timedelta(minutes=7)
+
+    class ExhaustedWindow(ScriptedConnector):
+        async def fetch(self, cursor: str | None, now: datetime) -> Batch:
+            batch = await super().fetch(cursor, now)
+            batch.not_before = reset
+            return batch
+
+    services = await setup(db_url, clock, enricher, ExhaustedWindow([item(1, clock.now())]),
+                           interval="1m")
+    assert await services.coordinator.poll("demo") == "ok"
+    assert services.coordinator.sources["demo"].next_poll_at == reset
+    clock.advance(timedelta(minutes=2))
+    assert await services.coordinator.poll("demo") == "skipped"
+    clock.moment = reset
+    assert await services.coordinator.poll("demo") == "ok"
+    await services.store.close()
+
+
+async def test_a_brand_post_in_a_thread_answers_the_earlier_open_posts_of_that_thread(
+        db_url: str, clock: Any, enricher: Any) -> None:
+    """Forums have topics, not reply ids: the brand posting in the topic answers it."""
+    now = clock.now()
+    thread_items = [
+        replace(item(1, now - timedelta(minutes=50), handle="ali"), thread="topic-9"),
+        replace(item(2, now - timedelta(minutes=40), handle="veli"), thread="topic-9"),
+        replace(item(3, now - timedelta(minutes=30), handle="can"), thread="topic-7"),
+        replace(item(4, now - timedelta(minutes=20), handle="acme", text="Merhaba, DM"),
+                thread="topic-9"),
+        replace(item(5, now - timedelta(minutes=10), handle="ali"), thread="topic-9"),
+    ]
+    services = await setup(db_url, clock, enricher, ScriptedConnector(thread_items))
+    await services.coordinator.poll("demo")
+    async with services.store.read() as session:
+        rows = {m.external_id: m for m in await session.scalars(select(Mention))}
+    assert {k: rows[k].status for k in "12345"} == {
+        "1": "responded", "2": "responded", "3": "assigned", "4": "ignored", "5": "assigned"}
+    assert rows["1"].first_response_at == now - timedelta(minutes=20)
+    assert rows["1"].response_external_id == "4"
+    assert services.metrics.registry.get_sample_value(
+        "listener_sla_met_total", {"channel": "twitter", "policy": "social-same-day"}) == 2
     await services.store.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from listener.humanize import time_left
@@ -11,7 +11,7 @@ from sla.policy import sla_state
 
 
 def iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
+    return moment.astimezone(UTC).isoformat() if moment else None
 
 
 def author_json(author: Author | None) -> dict[str, Any] | None:
