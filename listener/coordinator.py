@@ -25,6 +25,7 @@ from listener.store.ingest import load_cursor, record_poll_failure
 
 log = logging.getLogger("listener.coordinator")
 MAX_BACKOFF = timedelta(hours=1)
+MAX_JITTER_SECONDS = 30.0
 
 
 @dataclass
@@ -114,7 +115,8 @@ class Coordinator:
         polled.failures = 0
         polled.last_items = stored
         interval = polled.interval(now)
-        jitter = timedelta(seconds=random.uniform(0, interval.total_seconds() / 10))
+        jitter = timedelta(seconds=random.uniform(0, min(interval.total_seconds() / 10,
+                                                          MAX_JITTER_SECONDS)))
         polled.next_poll_at = now + interval + jitter
         polled.not_before = batch.not_before if batch.not_before and batch.not_before > now \
             else None
