@@ -14,12 +14,13 @@ from listener.store import MentionFilter
 from listener.store import queries as q
 from listener.store.actions import Conflict, Invalid, NotFound, assign, mark_responded
 from listener.web.errors import APIError
-from listener.web.serialize import agent_json, customer_json, mention_json
+from listener.web.serialize import agent_json, customer_json, iso, mention_json
 from responders.drafts import UnknownTemplate
 from responders.platform import CannotSend, send_reply
 
 routes = web.RouteTableDef()
 MAX_LIMIT = 500
+MAX_ID = 2**31 - 1
 
 
 def services(request: web.Request) -> Services:
@@ -28,9 +29,17 @@ def services(request: web.Request) -> Services:
 
 def int_param(request: web.Request, name: str) -> int:
     value = request.match_info[name]
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()) or int(value) > MAX_ID:
         raise APIError(404, "not_found", f"{name} must be a number, got {value[:40]!r}")
     return int(value)
+
+
+def actor(body: dict[str, Any]) -> str:
+    """Who acted (`by`), recorded in the mention's history; `api` when not given."""
+    by = body.get("by")
+    if by is not None and (not isinstance(by, str) or len(by) > 100):
+        raise APIError(422, "invalid", "by must be a string of at most 100 characters")
+    return by or "api"
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:
@@ -47,8 +56,13 @@ async def json_body(request: web.Request) -> dict[str, Any]:
 
 def parse_filter(request: web.Request) -> MentionFilter:
     query = request.query
+    if any("\x00" in value for value in query.values()):
+        raise APIError(400, "bad_request", "query parameters cannot contain NUL characters")
     try:
-        limit = int(query.get("limit", "50"))
+        limit_text = query.get("limit", "50")
+        if not (limit_text.isascii() and limit_text.isdigit()):
+            raise ValueError(limit_text)
+        limit = int(limit_text)
     except ValueError:
         raise APIError(400, "bad_request", "limit must be a number") from None
     if not 1 <= limit <= MAX_LIMIT:
@@ -137,7 +151,7 @@ async def assign_mention(request: web.Request) -> web.Response:
     body = await json_body(request)
     if "agent" not in body or not (body["agent"] is None or isinstance(body["agent"], str)):
         raise APIError(422, "invalid", 'send {"agent": "<agent id>"} (or null to unassign)')
-    return await _act(request, assign, agent_id=body["agent"], actor=body.get("by") or "api")
+    return await _act(request, assign, agent_id=body["agent"], actor=actor(body))
 
 
 @routes.post("/api/v1/mentions/{id}/respond")
@@ -146,7 +160,7 @@ async def respond_mention(request: web.Request) -> web.Response:
     note = body.get("note")
     if note is not None and not isinstance(note, str):
         raise APIError(422, "invalid", "note must be a string")
-    return await _act(request, mark_responded, actor=body.get("by") or "api", note=note)
+    return await _act(request, mark_responded, actor=actor(body), note=note)
 
 
 @routes.post("/api/v1/mentions/{id}/reply")
@@ -189,7 +203,7 @@ async def reply_mention(request: web.Request) -> web.Response:
                        f"POST /api/v1/mentions/{mention_id}/respond") from None
     except ReplyRefused as exc:
         raise platform_refusal(exc) from None
-    response = await _act(request, mark_responded, actor=body.get("by") or "api", note=None,
+    response = await _act(request, mark_responded, actor=actor(body), note=None,
                           kind="replied", repeat_ok=True, reply=sent,
                           data={"text": text, "reply_id": sent.external_id, "url": sent.url})
     return web.json_response({"draft": text, "sent": True,
@@ -231,4 +245,4 @@ async def sla_summary(request: web.Request) -> web.Response:
     now = svc.clock.now()
     async with svc.store.read() as session:
         summary = await q.sla_summary(session, now)
-    return web.json_response({"now": now.isoformat(), **summary})
+    return web.json_response({"now": iso(now), **summary})

@@ -49,8 +49,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         if not is_api or exc.status < 400:
             raise
+        kept = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
         return error_response(
-            exc.status, HTTP_CODES.get(exc.status, "error"), exc.reason or "request failed"
+            exc.status, HTTP_CODES.get(exc.status, "error"), exc.reason or "request failed", kept
         )
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)

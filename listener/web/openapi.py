@@ -1,112 +1,206 @@
-"""The OpenAPI 3.1 document for /api/v1, built from a compact table of the routes."""
+"""The OpenAPI 3.1 document for /api/v1: a table of the routes over the schemas in
+`openapi_schemas`. tests/web/test_openapi.py checks it against the running app: every
+route is here, and every status and body it declares is one the handlers really produce.
+"""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
+from connectors.webhook import SIGNATURE_HEADER
+from listener.models import STATUSES
+from listener.store.queries import SLA_STATES
+from listener.web.api import MAX_LIMIT
+from listener.web.openapi_schemas import COMPONENTS, STRING, Schema, error, ref
+
 routes = web.RouteTableDef()
 
-MENTION_FILTERS = ("status", "channel", "source", "assignee", "sla_state", "q", "limit", "cursor")
-ERROR = {"$ref": "#/components/schemas/Error"}
+ERROR_TEXT = {
+    400: "A query parameter or the JSON body cannot be read",
+    401: "Missing or refused credentials",
+    404: "No such mention, customer or source",
+    409: "Conflicts with the mention's state",
+    413: "Body larger than 8 MiB",
+    422: "The body is readable but not acceptable",
+    429: "The platform is rate limiting replies; try after Retry-After seconds",
+    502: "The platform refused or failed (its own credentials or a server error)",
+}
+UNAUTHORIZED = {401: ("unauthorized",)}
+JSON_BODY_ERRORS = {400: ("bad_json",), 413: ("too_large",)}
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait, when the platform said",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 0},
+    }
+}
 
-ENDPOINTS: tuple[tuple[str, str, str, tuple[str, ...], bool], ...] = (
-    # path, method, summary, query params, has JSON body
-    (
-        "/api/v1/mentions",
-        "get",
-        "List mentions, newest first, cursor-paginated",
-        MENTION_FILTERS,
-        False,
-    ),
-    (
-        "/api/v1/mentions/{id}",
-        "get",
-        "One mention with the customer's cross-channel history",
-        (),
-        False,
-    ),
-    ("/api/v1/mentions/{id}/assign", "post", 'Assign to an agent: {"agent": "ayse"}', (), True),
-    (
-        "/api/v1/mentions/{id}/respond",
-        "post",
-        'Mark responded (stops the clock): {"note": ...}',
-        (),
-        True,
-    ),
-    ("/api/v1/agents", "get", "Agents with their open load", (), False),
-    ("/api/v1/customers/{id}", "get", "A customer, their accounts and history", (), False),
-    ("/api/v1/sla/summary", "get", "Counts by SLA state and channel", (), False),
-    (
-        "/api/v1/webhooks/{source_id}",
-        "post",
-        "Push one mention or a list; X-Listener-Signature: sha256=<hmac hex>; no Bearer token",
-        (),
-        True,
-    ),
+
+def query(name: str, schema: Schema, description: str) -> Schema:
+    return {"name": name, "in": "query", "required": False, "schema": schema,
+            "description": description}
+
+
+PATH_PARAMETERS: dict[str, Schema] = {
+    "id": {"name": "id", "in": "path", "required": True,
+           "schema": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+           "description": "numeric id; anything else is a 404"},
+    "source_id": {"name": "source_id", "in": "path", "required": True,
+                  "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.-]+$"},
+                  "description": "id of an enabled webhook source (sources[].id)"},
+}
+MENTION_FILTERS = (
+    query("status", {"type": "string", "enum": list(STATUSES)}, "only this status"),
+    query("channel", STRING, "only this channel"),
+    query("source", STRING, "only this source id"),
+    query("assignee", STRING, "only mentions assigned to this agent id"),
+    query("sla_state", {"type": "string", "enum": list(SLA_STATES)},
+          "only this SLA state, as of now"),
+    query("q", STRING, "text or author handle contains this, ignoring case"),
+    query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 50},
+          "page size"),
+    query("cursor", {"type": "string", "pattern": "^[A-Za-z0-9_-]+=*$"},
+          "`next_cursor` of the previous page (opaque)"),
+)
+SIGNATURE = {
+    "name": SIGNATURE_HEADER, "in": "header", "required": True,
+    "schema": {"type": "string", "pattern": "^sha256=[0-9a-f]{64}$"},
+    "description": "sha256=<hex HMAC-SHA256 of the raw body, keyed with the source secret>",
+}
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    operation_id: str
+    tag: str
+    summary: str
+    status: int
+    response: Schema
+    errors: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    parameters: tuple[Schema, ...] = ()
+    body: str | None = None  # a component name
+    body_required: bool = True
+    bearer: bool = True
+    description: str = ""
+
+
+OPERATIONS = (
+    Operation("get", "/api/v1/mentions", "listMentions", "mentions",
+              "List mentions, newest first, a page at a time", 200, ref("MentionPage"),
+              {400: ("bad_request", "bad_cursor")}, MENTION_FILTERS),
+    Operation("get", "/api/v1/mentions/{id}", "getMention", "mentions",
+              "One mention with its customer's cross-channel history and its events", 200,
+              ref("MentionDetail"), {404: ("not_found",)}),
+    Operation("post", "/api/v1/mentions/{id}/assign", "assignMention", "mentions",
+              "Assign to an agent, or unassign with null", 200, ref("Mention"),
+              {**JSON_BODY_ERRORS, 404: ("not_found",), 422: ("invalid",)},
+              body="AssignRequest",
+              description="422 also when the agent is not configured."),
+    Operation("post", "/api/v1/mentions/{id}/respond", "respondMention", "mentions",
+              "Mark responded: stops the SLA clock", 200, ref("Mention"),
+              {**JSON_BODY_ERRORS, 404: ("not_found",), 409: ("conflict",),
+               422: ("invalid",)},
+              body="RespondRequest", body_required=False,
+              description="409 when the mention was already answered."),
+    Operation("post", "/api/v1/mentions/{id}/reply", "replyMention", "mentions",
+              "Draft a reply, and with send: true post it on the platform", 200,
+              {"oneOf": [ref("ReplyDraft"), ref("ReplySent")]},
+              {**JSON_BODY_ERRORS, 404: ("not_found",), 409: ("cannot_send",),
+               422: ("invalid", "unknown_template", "platform_refused"),
+               429: ("platform_refused",), 502: ("platform_refused",)},
+              body="ReplyRequest",
+              description=(
+                  "A sent reply is the mention's first response (a later one is only "
+                  "recorded). 409 cannot_send: this source does not post replies "
+                  "(send_replies off, credentials missing, or a kind that cannot); answer "
+                  "on the platform and POST .../respond. platform_refused: the platform "
+                  "refused and nothing was sent; its 422 and 429 pass through, anything "
+                  "else (its 401/403, 5xx) is a 502.")),
+    Operation("get", "/api/v1/agents", "listAgents", "directory",
+              "Active agents and their open load", 200, ref("AgentList")),
+    Operation("get", "/api/v1/customers/{id}", "getCustomer", "directory",
+              "A customer, their accounts and latest mentions", 200, ref("Customer"),
+              {404: ("not_found",)}),
+    Operation("get", "/api/v1/sla/summary", "slaSummary", "sla",
+              "Mentions with a deadline, counted by SLA state and channel", 200,
+              ref("SlaSummary")),
+    Operation("get", "/api/v1/sources", "listSources", "sources",
+              "Every configured source and its polling health", 200, ref("SourceList")),
+    Operation("post", "/api/v1/webhooks/{source_id}", "pushMentions", "ingest",
+              "Push one mention or a list (HMAC-signed, no bearer token)", 202,
+              ref("PushResult"),
+              {401: ("bad_signature",), 404: ("unknown_source",), 413: ("too_large",),
+               422: ("invalid",)},
+              (SIGNATURE,), body="PushRequest", bearer=False,
+              description=("202 only after the whole body is committed; a bad signature "
+                           "or one bad object stores nothing (422 names the object and "
+                           "field, e.g. [1] author: Field required).")),
+    Operation("get", "/api/v1/openapi.json", "openapi", "meta", "This document", 200,
+              {"type": "object"}, bearer=False),
 )
 
 
-def _operation(path: str, summary: str, params: tuple[str, ...], body: bool) -> dict[str, Any]:
-    parameters = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-        for name in ("id", "source_id")
-        if "{" + name + "}" in path
-    ]
-    parameters += [
-        {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
-        for name in params
-    ]
-    operation: dict[str, Any] = {
-        "summary": summary,
-        "parameters": parameters,
-        "responses": {
-            "200" if "webhooks" not in path else "202": {"description": "OK"},
-            **{
-                code: {"description": text, "content": {"application/json": {"schema": ERROR}}}
-                for code, text in (
-                    ("400", "Bad request"),
-                    ("401", "Missing or bad credentials"),
-                    ("404", "Not found"),
-                    ("409", "Conflict"),
-                    ("422", "Invalid body"),
-                )
-            },
-        },
+def _json(schema: Schema) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _operation(op: Operation) -> dict[str, Any]:
+    errors = {**(UNAUTHORIZED if op.bearer else {}), **op.errors}
+    responses: dict[str, Any] = {
+        str(op.status): {"description": op.summary, "content": _json(op.response)}}
+    for status, codes in sorted(errors.items()):
+        responses[str(status)] = {"description": ERROR_TEXT[status],
+                                  "content": _json(error(*codes))}
+        if status == 429:
+            responses[str(status)]["headers"] = RETRY_AFTER
+    responses["default"] = {"description": "Any other failure: 405 method_not_allowed, "
+                                           "500 internal (details in the server log)",
+                            "content": _json(ref("Error"))}
+    names = re.findall(r"{(\w+)}", op.path)
+    spec: dict[str, Any] = {
+        "operationId": op.operation_id,
+        "tags": [op.tag],
+        "summary": op.summary,
+        "parameters": [PATH_PARAMETERS[name] for name in names] + list(op.parameters),
+        "responses": responses,
     }
-    if body:
-        operation["requestBody"] = {"content": {"application/json": {"schema": {}}}}
-    if "webhooks" in path:
-        operation["security"] = []
-    return operation
+    if op.description:
+        spec["description"] = op.description
+    if op.body:
+        spec["requestBody"] = {"required": op.body_required, "content": _json(ref(op.body))}
+    if not op.bearer:
+        spec["security"] = []
+    return spec
+
+
+DESCRIPTION = """\
+Listener's REST API. Send `Authorization: Bearer <token>` with a token from
+`server.api_tokens`; webhooks are signed with HMAC instead, and this document is public.
+Errors are `{"error": {"code", "message"}}`. Lists are newest first and paginated with
+an opaque `cursor`: pass the previous page's `next_cursor` until it is null.
+Times are ISO 8601 with offset, in UTC. New fields may be added to any object."""
 
 
 def document() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
-    for path, method, summary, params, body in ENDPOINTS:
-        paths.setdefault(path, {})[method] = _operation(path, summary, params, body)
+    for op in OPERATIONS:
+        paths.setdefault(op.path, {})[op.method] = _operation(op)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Listener API", "version": "1"},
-        "paths": paths,
+        "info": {"title": "Listener API", "version": "1", "description": DESCRIPTION},
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
         "security": [{"bearer": []}],
+        "paths": paths,
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "properties": {
-                        "error": {
-                            "type": "object",
-                            "properties": {
-                                "code": {"type": "string"},
-                                "message": {"type": "string"},
-                            },
-                        }
-                    },
-                }
-            },
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                           "description": "a token from server.api_tokens"}},
+            "schemas": COMPONENTS,
         },
     }
 

@@ -271,3 +271,26 @@ async def test_concurrent_pushes_sharing_customers_all_land_once(client: Any) ->
     items = await listed(client, "?limit=500")
     assert len(items) == stored == len({m["external_id"] for m in items})
     assert len({m["customer_id"] for m in items}) == 10
+
+
+async def test_odd_input_is_a_clear_client_error_not_a_crash(client: Any) -> None:
+    """Found by schemathesis: each of these used to be a 500 on PostgreSQL."""
+    await push(client, mention("t-1"))
+    [item] = await listed(client)
+    for path in ("/api/v1/mentions/2147483648", "/api/v1/mentions/²",
+                 "/api/v1/customers/" + "9" * 12):
+        response = await client.get(path, headers=AUTH)
+        assert response.status == 404, path
+    for by in (7, "x" * 101):
+        response = await client.post(f"/api/v1/mentions/{item['id']}/respond",
+                                     json={"by": by}, headers=AUTH)
+        assert response.status == 422
+        assert "by must be a string" in (await response.json())["error"]["message"]
+    nul = await client.get("/api/v1/mentions?channel=%00", headers=AUTH)
+    assert nul.status == 400 and "NUL" in (await nul.json())["error"]["message"]
+    odd_limit = await client.get("/api/v1/mentions?limit=1_0", headers=AUTH)
+    assert odd_limit.status == 400
+    wrong_method = await client.delete("/api/v1/agents", headers=AUTH)
+    assert wrong_method.status == 405 and "GET" in wrong_method.headers["Allow"]
+    [still] = await listed(client)
+    assert still["status"] == item["status"]

@@ -1,0 +1,323 @@
+"""The JSON shapes of /api/v1 as JSON Schema 2020-12 (what OpenAPI 3.1 uses).
+
+Each schema mirrors one serializer: `MENTION` is `serialize.mention_json`, `SOURCE` is
+`sources.source_json`, `MENTION_IN` is the webhook's `MentionIn` model. Every key a response
+always carries is `required`; a value that can be null says so in its `type`. Objects stay
+open (no `additionalProperties: false`) so clients tolerate fields added later;
+tests/web/test_openapi.py closes them while checking, so a field the API adds but this
+module forgets fails the suite.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from listener.models import STATUSES
+from listener.store.queries import SLA_STATES
+
+Schema = dict[str, Any]
+
+PRIORITIES = ("urgent", "high", "normal", "low")
+SOURCE_HEALTH = ("ok", "failing", "auth_failed", "rate_limited", "never_polled", "push",
+                 "disabled")
+STRING: Schema = {"type": "string"}
+INTEGER: Schema = {"type": "integer"}
+COUNT: Schema = {"type": "integer", "minimum": 0}
+TIME: Schema = {"type": "string", "format": "date-time",
+                "description": "ISO 8601 with offset, in UTC"}
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def nullable(schema: Schema) -> Schema:
+    """The same schema that also admits null."""
+    if "$ref" in schema:
+        return {"anyOf": [schema, {"type": "null"}]}
+    kinds = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+    widened = {**schema, "type": [*kinds, "null"]}
+    if "enum" in schema:
+        widened["enum"] = [*schema["enum"], None]
+    return widened
+
+
+def record(description: str, properties: dict[str, Schema], optional: tuple[str, ...] = (),
+           **extra: Any) -> Schema:
+    """An object whose every property is required unless named in `optional`."""
+    return {
+        "type": "object",
+        "description": description,
+        "required": [name for name in properties if name not in optional],
+        "properties": properties,
+        **extra,
+    }
+
+
+def enum(values: tuple[str, ...], description: str = "") -> Schema:
+    schema: Schema = {"type": "string", "enum": list(values)}
+    return {**schema, "description": description} if description else schema
+
+
+def error(*codes: str) -> Schema:
+    """The error envelope, with the codes this status can carry on this operation."""
+    return record("An error; `code` is stable, `message` is for people", {
+        "error": record("What went wrong", {
+            "code": enum(codes) if codes else STRING,
+            "message": STRING,
+        }),
+    })
+
+
+AUTHOR = record("The account on one channel that wrote a mention", {
+    "handle": STRING,
+    "name": STRING,
+    "followers": nullable(COUNT),
+    "channel": STRING,
+})
+
+SLA = record("The first-response clock; `state` is computed at the time of the request", {
+    "policy": nullable({**STRING, "description": "SLA policy name (sla.policies[].name)"}),
+    "deadline_at": nullable(TIME),
+    "at_risk_at": nullable(TIME),
+    "state": nullable(enum(SLA_STATES, "null when no policy covers the mention")),
+    "first_response_at": nullable(TIME),
+    "response_seconds": nullable({**INTEGER, "description": "created_at to first response"}),
+    "time_left": {**STRING, "description": 'For people: "2h 05m left", "overdue by 10m", '
+                                           '"answered 1h early", "no deadline"'},
+})
+
+MENTION_PROPERTIES: dict[str, Schema] = {
+    "id": INTEGER,
+    "source": {**STRING, "description": "id of the configured source (sources[].id)"},
+    "channel": STRING,
+    "external_id": {**STRING, "description": "the platform's own id"},
+    "url": nullable(STRING),
+    "author": nullable(ref("Author")),
+    "customer_id": nullable(INTEGER),
+    "text": STRING,
+    "lang": nullable({**STRING, "description": "two-letter language code"}),
+    "sentiment": {"type": "number", "minimum": -1, "maximum": 1},
+    "priority": enum(PRIORITIES),
+    "created_at": {**TIME, "description": "when the customer posted; the SLA clock starts here"},
+    "ingested_at": TIME,
+    "status": enum(STATUSES),
+    "assignee": nullable({**STRING, "description": "agent id"}),
+    "thread": nullable({**STRING, "description": "conversation id on the platform"}),
+    "response": nullable(record("The reply Listener posted on the platform", {
+        "external_id": nullable(STRING),
+        "url": nullable(STRING),
+    })),
+    "sla": nullable(ref("Sla")),
+}
+MENTION = record("One mention, as every list and action returns it", MENTION_PROPERTIES)
+
+EVENT = record("One entry of a mention's history", {
+    "kind": {**STRING, "description": "ingested, assigned, unassigned, responded, replied, ..."},
+    "at": TIME,
+    "actor": nullable({**STRING, "description": "agent, API caller (`by`) or source id"}),
+    "data": nullable({"type": "object", "additionalProperties": True}),
+})
+
+MENTION_DETAIL = record(
+    "A mention with its customer's cross-channel history and its own event history",
+    {**MENTION_PROPERTIES, "customer": nullable(ref("Customer")),
+     "events": {"type": "array", "items": ref("MentionEvent")}},
+)
+
+MENTION_PAGE = record("One page of mentions, newest first", {
+    "items": {"type": "array", "items": ref("Mention")},
+    "next_cursor": nullable({**STRING, "pattern": "^[A-Za-z0-9_-]+=*$",
+                             "description": "pass as `cursor` for the next page; null on the "
+                                            "last page"}),
+})
+
+HISTORY_ITEM = record("One of the customer's mentions, on any channel", {
+    "id": INTEGER,
+    "channel": STRING,
+    "source": STRING,
+    "text": STRING,
+    "created_at": TIME,
+    "status": enum(STATUSES),
+    "url": nullable(STRING),
+    "sla_state": nullable(enum(SLA_STATES)),
+})
+
+CUSTOMER = record("A customer: their accounts on every channel and latest 50 mentions", {
+    "id": INTEGER,
+    "name": STRING,
+    "email": nullable(STRING),
+    "segment": nullable(STRING),
+    "accounts": {"type": "array", "items": ref("Author")},
+    "history": {"type": "array", "items": ref("CustomerHistoryItem")},
+})
+
+AGENT = record("A configured, active agent and their open load", {
+    "id": STRING,
+    "name": STRING,
+    "channels": {"type": "array", "items": STRING},
+    "languages": {"type": "array", "items": STRING},
+    "max_open": INTEGER,
+    "shift": nullable(STRING),
+    "open": {**COUNT, "description": "open (new or assigned) mentions assigned to them"},
+})
+
+STATE_COUNTS = record("Mention counts per SLA state",
+                      {state: COUNT for state in SLA_STATES})
+
+SLA_SUMMARY = record("Counts of mentions that have a deadline, by SLA state and channel", {
+    "now": TIME,
+    "states": ref("StateCounts"),
+    "channels": {"type": "object", "additionalProperties": ref("StateCounts"),
+                 "description": "channel name to its counts"},
+    "unassigned": {**COUNT, "description": "status new and no assignee"},
+    "open": {**COUNT, "description": "status new or assigned"},
+})
+
+SOURCE = record(
+    "A configured source and how its polling is going. A connector may add keys of its "
+    "own (so this object is open).",
+    {
+        "id": STRING,
+        "kind": STRING,
+        "channel": nullable(STRING),
+        "enabled": {"type": "boolean"},
+        "polled": {"type": "boolean", "description": "false for push (webhook) sources"},
+        "health": enum(SOURCE_HEALTH),
+        "interval_seconds": nullable({"type": "number"}),
+        "last_success_at": nullable(TIME),
+        "last_error": nullable(STRING),
+        "last_error_at": nullable(TIME),
+        "consecutive_failures": COUNT,
+        "last_poll_items": nullable(COUNT),
+        "next_poll_at": nullable(TIME),
+        "read_budget": nullable(ref("ReadBudget")),
+    },
+    additionalProperties=True,
+)
+
+READ_BUDGET = record(
+    "A metered source's reads this period (X: `monthly_reads`); null on other sources",
+    {
+        "remaining": nullable({**COUNT, "description": "null until this process has polled"}),
+        "monthly_reads": {**COUNT, "description": "the configured budget"},
+        "used": nullable(COUNT),
+        "resets_at": TIME,
+    },
+    optional=("monthly_reads", "used", "resets_at"),
+    additionalProperties=True,
+)
+
+SOURCE_LIST = record("Every configured source, in config order", {
+    "items": {"type": "array", "items": ref("Source")},
+})
+AGENT_LIST = record("Active agents", {"items": {"type": "array", "items": ref("Agent")}})
+
+REPLY_DRAFT = record("A draft; nothing was posted", {
+    "draft": STRING,
+    "sent": {"const": False},
+})
+REPLY_SENT = record("Posted on the platform; the mention is responded (the clock stopped)", {
+    "draft": STRING,
+    "sent": {"const": True},
+    "reply": record("The reply as the platform knows it", {
+        "id": STRING,
+        "url": nullable(STRING),
+    }),
+    "mention": ref("Mention"),
+})
+
+PUSH_RESULT = record("The whole body was stored in one transaction", {
+    "accepted": {**COUNT, "description": "objects in the body"},
+    "stored": {**COUNT, "description": "new mentions"},
+    "duplicates": {**COUNT, "description": "already stored (same source and id)"},
+    "ids": {"type": "array", "items": INTEGER, "description": "ids of the new mentions"},
+})
+
+MENTION_IN = record(
+    "A pushed mention (also one line of `listener ingest`); unknown keys are ignored",
+    {
+        "id": {"type": ["string", "integer"], "minLength": 1, "maxLength": 200,
+               "description": "the item's id where it came from; unique per source"},
+        "text": {**STRING, "maxLength": 100_000},
+        "created_at": {**TIME, "description": "when the customer posted, with a UTC offset"},
+        "url": nullable({**STRING, "maxLength": 4000}),
+        "channel": nullable({**STRING, "minLength": 1, "maxLength": 30,
+                             "description": "default: the source's channel, else web"}),
+        "author": ref("AuthorIn"),
+        "lang": nullable({**STRING, "maxLength": 10}),
+        "in_reply_to": nullable({**STRING, "maxLength": 200}),
+        "source": nullable({**STRING, "description": "read by `listener ingest`; the webhook "
+                                                     "path names the source"}),
+    },
+    optional=("url", "channel", "lang", "in_reply_to", "source"),
+)
+AUTHOR_IN = record("Who wrote a pushed mention", {
+    "handle": {**STRING, "minLength": 1, "maxLength": 200},
+    "name": {**STRING, "maxLength": 200},
+    "email": nullable({**STRING, "maxLength": 320,
+                       "description": "links the author to a customer across channels"}),
+    "followers": nullable(COUNT),
+}, optional=("name", "email", "followers"))
+
+BY: Schema = nullable({**STRING, "maxLength": 100,
+                       "description": 'who acts, recorded in the history; default "api"'})
+
+ASSIGN_BODY = record("Assign, reassign or unassign", {
+    "agent": nullable({**STRING, "minLength": 1,
+                       "description": "agent id (GET /api/v1/agents); null unassigns"}),
+    "by": BY,
+}, optional=("by",))
+RESPOND_BODY = record("Mark responded: the customer was answered outside Listener", {
+    "note": nullable(STRING),
+    "by": BY,
+}, optional=("note", "by"))
+REPLY_BODY = record(
+    "Give `text`, or a `template` to draft from in the channel's tone and the customer's "
+    "language (text wins when both are given)",
+    {
+        "text": nullable(STRING),
+        "template": nullable({**STRING, "description": "tone template name, e.g. apology; "
+                                                       "lowercase letters, digits, - and _"}),
+        "send": {"type": "boolean", "default": False,
+                 "description": "post it on the platform (the source needs send_replies)"},
+        "by": BY,
+    },
+    optional=("text", "template", "send", "by"),
+    anyOf=[{"required": ["text"], "properties": {"text": {"type": "string", "minLength": 1}}},
+           {"required": ["template"],
+            "properties": {"template": {"type": "string", "pattern": "^[a-z0-9_-]{1,50}$"}}}],
+)
+PUSH_BODY: Schema = {
+    "description": "One mention, or a non-empty list of them; one bad object rejects all",
+    "oneOf": [ref("MentionIn"),
+              {"type": "array", "minItems": 1, "items": ref("MentionIn")}],
+}
+
+COMPONENTS: dict[str, Schema] = {
+    "Error": error(),
+    "Author": AUTHOR,
+    "Sla": SLA,
+    "Mention": MENTION,
+    "MentionEvent": EVENT,
+    "MentionDetail": MENTION_DETAIL,
+    "MentionPage": MENTION_PAGE,
+    "CustomerHistoryItem": HISTORY_ITEM,
+    "Customer": CUSTOMER,
+    "Agent": AGENT,
+    "AgentList": AGENT_LIST,
+    "StateCounts": STATE_COUNTS,
+    "SlaSummary": SLA_SUMMARY,
+    "Source": SOURCE,
+    "ReadBudget": READ_BUDGET,
+    "SourceList": SOURCE_LIST,
+    "ReplyDraft": REPLY_DRAFT,
+    "ReplySent": REPLY_SENT,
+    "PushResult": PUSH_RESULT,
+    "MentionIn": MENTION_IN,
+    "AuthorIn": AUTHOR_IN,
+    "AssignRequest": ASSIGN_BODY,
+    "RespondRequest": RESPOND_BODY,
+    "ReplyRequest": REPLY_BODY,
+    "PushRequest": PUSH_BODY,
+}
