@@ -77,7 +77,9 @@ class RawAuthor:
 class RawItem:
     """One mention as a connector saw it. `thread` groups a conversation (X
     conversation_id, Reddit submission, Discourse topic); `note` is recorded in the
-    mention's `ingested` event (e.g. "no date upstream: fetch time used")."""
+    mention's `ingested` event (e.g. "no date upstream: fetch time used"). `by_brand`
+    marks a post the connector knows is the brand's own (read from the brand account's
+    timeline), whatever `brand_accounts` says."""
 
     external_id: str
     text: str
@@ -89,6 +91,7 @@ class RawItem:
     in_reply_to: str | None = None
     thread: str | None = None
     note: str | None = None
+    by_brand: bool = False
 
 
 @dataclass(frozen=True)

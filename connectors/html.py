@@ -46,8 +46,8 @@ from connectors.base import (
     SourceError,
 )
 from connectors.dates import parse_date
-from connectors.http import Http, Response, retry_after_seconds
-from connectors.rss import SeenIds, digest_key, storable_id, web_url
+from connectors.http import Http, Response, retry_after_seconds, web_url
+from connectors.page_ids import SeenIds, digest_key, storable_id
 from connectors.text import html_to_text
 from listener.config_fields import Duration, Section
 

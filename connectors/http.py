@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from multidict import CIMultiDictProxy
@@ -62,6 +63,14 @@ def retry_after_seconds(headers: Mapping[str, str], now: datetime | None = None)
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def web_url(value: str) -> str:
+    """Only http(s): a `file:` or `ftp:` URL would read from places the operator did not
+    mean (and feedparser would happily open them)."""
+    if urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc:
+        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+    return value
 
 
 ResetReader = Callable[[Mapping[str, str]], float | None]

@@ -10,7 +10,6 @@ servers answer 200 with the same feed every time.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from dataclasses import dataclass, field
@@ -24,11 +23,10 @@ from selectolax.lexbor import LexborHTMLParser
 
 from connectors.base import Batch, HttpSourceConfig, RawAuthor, RawItem, Rejected, SourceError
 from connectors.dates import parse_date
-from connectors.http import Http, Response
+from connectors.http import Http, Response, web_url
+from connectors.page_ids import SeenIds, digest_key, storable_id
 from connectors.text import html_to_text
 
-SEEN_LIMIT = 500
-MAX_ID = 200
 ACCEPT = ("application/rss+xml, application/atom+xml, application/xml;q=0.9, "
           "text/xml;q=0.9, */*;q=0.5")
 HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -37,48 +35,6 @@ NO_DATE = "no date in the feed: fetch time used"
 # Parse problems that do not mean the document is broken: a charset declared one way and
 # read another, or a feed served as text/plain.
 HARMLESS_BOZO = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
-
-
-def web_url(value: str) -> str:
-    """Only http(s): a `file:` or `ftp:` URL would read from places the operator did not
-    mean (and feedparser would happily open them)."""
-    if urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc:
-        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
-    return value
-
-
-def storable_id(raw: str) -> str:
-    """Ids longer than the database column (some guids are long URLs) become a stable
-    digest of themselves, so the same entry still gets the same id every poll."""
-    raw = raw.strip()
-    if len(raw) <= MAX_ID:
-        return raw
-    return "sha256:" + hashlib.sha256(raw.encode()).hexdigest()
-
-
-def digest_key(*parts: str) -> str:
-    """A stable id for something that has none (an entry with no guid and no link, an
-    unusable item we still want to recognise next time)."""
-    return "sha256:" + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:40]
-
-
-@dataclass
-class SeenIds:
-    """Ids already handed to the pipeline (newest first), bounded to keep the cursor
-    small: an id that falls off the end and comes back is only a harmless duplicate."""
-
-    ids: list[str] = field(default_factory=list)
-    _lookup: set[str] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        self._lookup = set(self.ids)
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._lookup
-
-    def with_front(self, keys: list[str]) -> SeenIds:
-        merged = list(dict.fromkeys([*keys, *self.ids]))
-        return SeenIds(merged[:SEEN_LIMIT])
 
 
 class RssSource(HttpSourceConfig):

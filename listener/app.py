@@ -49,11 +49,21 @@ def build_services(config: Config, clock: Any = None, enricher: Enricher | None 
         if not source.enabled:
             continue
         connector = build_connector(source)
+        if hasattr(connector, "watch_brand"):
+            connector.watch_brand(brand_handles(config, source))
         if getattr(connector, "polled", False):
             coordinator.add(source, connector)
         else:
             services.push_sources[source.id] = connector
     return services
+
+
+def brand_handles(config: Config, source: Any) -> list[str]:
+    """The brand's accounts on this source's platform (`brand_accounts` by channel or kind),
+    so a connector can also read the brand's own replies."""
+    keys = dict.fromkeys((source.channel, source.kind))
+    handles = [h.lstrip("@") for key in keys if key for h in config.brand_accounts.get(key, [])]
+    return list(dict.fromkeys(handles))
 
 
 def agent_rows(config: Config) -> list[dict[str, Any]]:

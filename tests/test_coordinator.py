@@ -293,3 +293,22 @@ async def test_a_brand_post_in_a_thread_answers_the_earlier_open_posts_of_that_t
     assert services.metrics.registry.get_sample_value(
         "listener_sla_met_total", {"channel": "twitter", "policy": "social-same-day"}) == 2
     await services.store.close()
+
+
+async def test_a_post_the_connector_knows_is_the_brands_answers_without_brand_accounts(
+        db_url: str, clock: Any, enricher: Any) -> None:
+    """Read from the brand account's own timeline: `by_brand`, whatever the handle."""
+    now = clock.now()
+    connector = ScriptedConnector([
+        item(1, now - timedelta(minutes=30), handle="ali"),
+        replace(item(2, now - timedelta(minutes=5), handle="acme_destek", in_reply_to="1",
+                     text="Merhaba Ali, kargonuz yolda"), by_brand=True),
+    ])
+    services = await setup(db_url, clock, enricher, connector)
+    await services.coordinator.poll("demo")
+    async with services.store.read() as session:
+        rows = {m.external_id: m for m in await session.scalars(select(Mention))}
+    assert rows["1"].status == "responded"
+    assert rows["1"].first_response_at == now - timedelta(minutes=5)
+    assert rows["2"].status == "ignored" and rows["2"].deadline_at is None
+    await services.store.close()

@@ -73,8 +73,8 @@ class Pipeline:
         """`brand_accounts` is keyed by channel; the source's kind also works, so
         `twitter: [acme]` still applies to a twitter source with its own `channel`."""
         handle = item.author.handle
-        return handle in self.brand.get(item.channel, ()) or handle in self.brand.get(
-            source.kind, ())
+        return item.by_brand or handle in self.brand.get(item.channel, ()) or \
+            handle in self.brand.get(source.kind, ())
 
     async def ingest(
         self,

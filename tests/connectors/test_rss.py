@@ -14,7 +14,8 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from connectors.base import AuthFailed, RateLimited, SourceError
-from connectors.rss import SEEN_LIMIT, RssConnector, RssSource
+from connectors.page_ids import SEEN_LIMIT
+from connectors.rss import RssConnector, RssSource
 from listener.app import build_services, prepare_database
 from listener.models import Author, Mention, MentionEvent, RejectedItem
 from tests.conftest import MONDAY_10, make_config
