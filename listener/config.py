@@ -14,7 +14,7 @@ import re
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import yaml
 from pydantic import (
@@ -29,7 +29,7 @@ from pydantic import (
 )
 
 from connectors import CONNECTORS
-from listener.config_fields import AtRisk, Section, StrList, TimeOfDay
+from listener.config_fields import AtRisk, Section, StrList, TimeOfDay, TimeZoneName
 from listener.shifts import Shift
 from sla.calendar import BusinessCalendar
 from sla.durations import parse_duration, parse_hours_range
@@ -194,7 +194,7 @@ class AlertConfig(Section):
 
 
 class Config(Section):
-    timezone: str = "UTC"
+    timezone: TimeZoneName = "UTC"
     database: DatabaseConfig = DatabaseConfig()
     server: ServerConfig = ServerConfig()
     calendar: CalendarConfig = CalendarConfig()
@@ -204,17 +204,6 @@ class Config(Section):
     routing: RoutingConfig = RoutingConfig()
     sla: SlaConfig = SlaConfig()
     alerts: list[AlertConfig] = []
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, name: str) -> str:
-        try:
-            ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {name!r}; use an IANA name like Europe/Istanbul"
-            ) from None
-        return name
 
     @property
     def tz(self) -> ZoneInfo:

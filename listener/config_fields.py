@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 
 from sla.durations import parse_at_risk, parse_duration, parse_time_of_day
 
@@ -26,6 +27,17 @@ def _at_risk(value: Any) -> Any:
     return parse_at_risk(value) if isinstance(value, str) else value
 
 
+def _known_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {name!r}; use an IANA name like Europe/Istanbul"
+        ) from None
+    return name
+
+
+TimeZoneName = Annotated[str, AfterValidator(_known_zone)]
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
 TimeOfDay = Annotated[int, BeforeValidator(_time_of_day)]
 AtRisk = Annotated[timedelta | float, BeforeValidator(_at_risk)]
