@@ -27,10 +27,10 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.pipeline import TEXTS  # noqa: E402
-from listener.app import build_services, prepare_database  # noqa: E402
-from listener.config import parse_config  # noqa: E402
-from listener.pipeline.ingest import SourceInfo  # noqa: E402
+from bench.pipeline import TEXTS
+from listener.app import build_services, prepare_database
+from listener.config import parse_config
+from listener.pipeline.ingest import SourceInfo
 
 NOW = datetime.now(UTC)
 
