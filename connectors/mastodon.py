@@ -1,12 +1,22 @@
-"""Mastodon: a hashtag timeline and, with an access token, the brand account's mentions.
+"""Mastodon: a hashtag timeline and, with an access token, the brand account's mentions
+and its own replies.
 
 Both are read forwards with `min_id` (the page immediately newer than what we have), so a
 poll after a long gap walks every page in between instead of jumping to the newest 40 as
 `since_id` would. The Link header's `rel="prev"` gives the next page's `min_id`; its host
 is ignored and every call goes to the configured `base_url`. The very first poll reads
 the newest page and walks back (`rel="next"`, `max_id`) until it is past the backfill
-window. The cursor keeps the newest id per timeline (status ids for the hashtag,
-notification ids for mentions).
+window. The cursor keeps the newest id per timeline (status ids for the hashtag and the
+brand's own statuses, notification ids for mentions).
+
+Native replies: with a token, the token owner's own statuses are read too (found once with
+`verify_credentials`), and its replies to other accounts come back with `by_brand=True`, so
+an answer the brand posts in the Mastodon app stops the customer's clock even when it
+carries no hashtag and is not listed in `brand_accounts`. Other brand accounts named in
+`brand_accounts` are not read (the token sees only its own account's direct and
+followers-only replies, and each other account would cost a call every poll): their replies
+count only when they show up in the hashtag timeline or the mentions; `status()` names
+them.
 
 Boosts are skipped: a boost is someone sharing a post, not a new mention, and the boosted
 post arrives by itself when it carries the hashtag or mentions the brand.
@@ -53,14 +63,16 @@ from connectors.text import html_to_text
 PAGE_SIZE = 40
 TAG_PATH = "/api/v1/timelines/tag/{hashtag}"
 MENTIONS_PATH = "/api/v1/notifications"
+OWNER_PATH = "/api/v1/accounts/verify_credentials"
+OWN_STATUSES_PATH = "/api/v1/accounts/{account_id}/statuses"
 STATUSES_PATH = "/api/v1/statuses"
 LINK = re.compile(r'<([^>]*)>\s*;\s*rel="?([a-z]+)"?', re.IGNORECASE)
 
 
 class MastodonSource(ReplyingSourceConfig):
-    """`access_token` (scopes read:notifications, read:statuses, write:statuses) adds the
-    brand account's mentions and lets `send_replies` post; the hashtag alone needs none on
-    most instances."""
+    """`access_token` (scopes read:accounts, read:notifications, read:statuses,
+    write:statuses) adds the brand account's mentions and its own replies, and lets
+    `send_replies` post; the hashtag alone needs none on most instances."""
 
     default_channel: ClassVar[str | None] = "mastodon"
 
@@ -89,10 +101,30 @@ class MastodonSource(ReplyingSourceConfig):
 
 class AccountIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
+    id: str | None = None
     acct: str = Field(min_length=1, max_length=400)
     username: str = ""
     display_name: str = ""
     followers_count: int | None = Field(None, ge=0)
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The account the access token belongs to: the brand account we post as."""
+
+    id: str
+    acct: str
+
+    def is_named(self, handle: str) -> bool:
+        """`acme`, `@acme` and `acme@instance` all name a local `acme`."""
+        wanted = handle.strip().lstrip("@").casefold()
+        acct = self.acct.casefold()
+        return wanted == acct or ("@" not in acct and wanted.split("@")[0] == acct)
 
 
 class StatusIn(BaseModel):
@@ -206,7 +238,7 @@ class Window:
 
 @dataclass
 class Poll:
-    """What one fetch gathers across both timelines."""
+    """What one fetch gathers across the timelines."""
 
     now: datetime
     items: dict[str, RawItem] = field(default_factory=dict)
@@ -223,6 +255,14 @@ class MastodonConnector:
         self.config = config
         self.http = Http(config.user_agent, config.timeout.total_seconds(),
                          credential_hint="access_token", reset_after=rate_limit_wait)
+        self.brand_handles: list[str] = []
+        self._owner: Owner | None = None
+        self._owner_unknown: str | None = None  # why the token owner cannot be read
+
+    def watch_brand(self, handles: list[str]) -> None:
+        """The brand's Mastodon accounts. Only the token owner's replies can be read; the
+        others are kept to say so in `status()`, and count when they show up anyway."""
+        self.brand_handles = list(handles)
 
     @classmethod
     def from_config(cls, source: Any) -> MastodonConnector:
@@ -242,6 +282,7 @@ class MastodonConnector:
     async def fetch(self, cursor: str | None, now: datetime) -> Batch:
         marks = _read_cursor(cursor)
         poll = Poll(now)
+        owner = await self._token_owner(poll) if self._auth else None
         tag_path = TAG_PATH.format(hashtag=quote(self.config.hashtag, safe=""))
         pages = await self._timeline(tag_path, [], marks.get("tag"), poll)
         marks["tag"] = self._take_statuses(pages, poll, marks.get("tag"))
@@ -249,11 +290,37 @@ class MastodonConnector:
             pages = await self._timeline(MENTIONS_PATH, [("types[]", "mention")],
                                          marks.get("mentions"), poll)
             marks["mentions"] = self._take_mentions(pages, poll, marks.get("mentions"))
+        if owner is not None and not poll.window.used_up:
+            own_path = OWN_STATUSES_PATH.format(account_id=quote(owner.id, safe=""))
+            pages = await self._timeline(own_path, [("exclude_reblogs", "true")],
+                                         marks.get("own"), poll)
+            marks["own"] = self._take_own_replies(pages, poll, marks.get("own"), owner)
         batch = Batch(items=list(poll.items.values()), rejected=poll.rejected,
                       cursor=_write_cursor(marks))
         if poll.window.used_up:
             batch.not_before = now + timedelta(seconds=poll.window.wait or 60)
         return batch
+
+    async def _token_owner(self, poll: Poll) -> Owner | None:
+        """Who the token belongs to, asked once per process. A token without the
+        read:accounts (or profile) scope still reads the rest: only the brand's own
+        replies are missing, and `status()` says why."""
+        if self._owner is not None or self._owner_unknown is not None:
+            return self._owner
+        response = await self.http.request("GET", self._url(OWNER_PATH), headers=self._auth)
+        poll.window.read(response.headers)
+        if response.status == 403 and b"scope" in response.body.lower():
+            self._owner_unknown = ("access_token lacks the read:accounts (or profile) scope, "
+                                   "so the brand's own replies are not read")
+            return None
+        self.http.raise_for_poll(response)
+        account = response.json()
+        owner_id = object_id(account)
+        acct = account.get("acct") if isinstance(account, dict) else None
+        if owner_id is None or not isinstance(acct, str) or not acct:
+            raise SourceError(f"expected the token's account (id, acct) from {response.url}")
+        self._owner = Owner(owner_id, acct)
+        return self._owner
 
     async def _timeline(self, path: str, params: list[tuple[str, str]], since: str | None,
                         poll: Poll) -> list[Page]:
@@ -321,7 +388,22 @@ class MastodonConnector:
                                                   _snippet(obj), object_id(obj)))
         return newest(ids)
 
-    def _take(self, obj: Any, poll: Poll) -> None:
+    def _take_own_replies(self, pages: list[Page], poll: Poll, since: str | None,
+                          owner: Owner) -> str | None:
+        """Every own status moves the cursor; only replies to someone else are kept (a
+        post of its own or a thread continuing itself answers nobody)."""
+        ids = [since] if since else []
+        for page in pages:
+            ids += _ids(page.objects)
+            for obj in page.objects:
+                if isinstance(obj, dict) and (
+                        not obj.get("in_reply_to_id")
+                        or str(obj.get("in_reply_to_account_id")) == owner.id):
+                    continue
+                self._take(obj, poll, by_brand=True)
+        return newest(ids)
+
+    def _take(self, obj: Any, poll: Poll, by_brand: bool = False) -> None:
         try:
             status = StatusIn.model_validate(obj)
         except ValidationError as exc:
@@ -329,9 +411,10 @@ class MastodonConnector:
             return
         if status.reblog is not None or status.id in poll.items:
             return
-        poll.items[status.id] = self._item(status)
+        owned = self._owner is not None and status.account.id == self._owner.id
+        poll.items[status.id] = self._item(status, by_brand or owned)
 
-    def _item(self, status: StatusIn) -> RawItem:
+    def _item(self, status: StatusIn, by_brand: bool = False) -> RawItem:
         text = html_to_text(status.content)
         if status.spoiler_text.strip():
             text = f"CW: {status.spoiler_text.strip()}\n\n{text}".strip()
@@ -346,7 +429,28 @@ class MastodonConnector:
             url=status.url or status.uri,
             lang=status.language,
             in_reply_to=status.in_reply_to_id,
+            by_brand=by_brand,
         )
+
+    def status(self, now: datetime) -> dict[str, Any]:
+        """For /api/v1/sources: whose replies made on Mastodon itself are read (the token
+        owner's), which brand accounts are not, and why."""
+        owner = self._owner
+        if not self._auth:
+            problem: str | None = ("no access_token: the brand's replies count only when they "
+                                   "carry the hashtag")
+        else:
+            problem = self._owner_unknown
+        if owner is not None:
+            not_watched = [h for h in self.brand_handles if not owner.is_named(h)]
+        else:
+            not_watched = list(self.brand_handles) if problem else []
+        return {"brand_replies": {
+            "watched": bool(self._auth) and self._owner_unknown is None,
+            "accounts": [owner.acct] if owner else [],
+            "not_watched": not_watched,
+            "problem": problem,
+        }}
 
     def missing_reply_credentials(self) -> list[str]:
         return [] if secret_value(self.config.access_token) else ["access_token"]
@@ -397,8 +501,9 @@ class MastodonConnector:
 
 
 def _read_cursor(cursor: str | None) -> dict[str, str | None]:
-    """`{"tag": status id, "mentions": notification id}`. A bare number is the hashtag's
-    mark; anything unreadable starts afresh like a first poll (duplicates are harmless)."""
+    """`{"tag": status id, "mentions": notification id, "own": status id}`. A bare number
+    is the hashtag's mark; anything unreadable starts afresh like a first poll (duplicates
+    are harmless)."""
     if not cursor:
         return {}
     try:
@@ -406,7 +511,7 @@ def _read_cursor(cursor: str | None) -> dict[str, str | None]:
     except json.JSONDecodeError:
         return {}
     if isinstance(data, dict):
-        return {k: str(data[k]) for k in ("tag", "mentions") if data.get(k)}
+        return {k: str(data[k]) for k in ("tag", "mentions", "own") if data.get(k)}
     return {"tag": str(data)} if isinstance(data, int | str) and data else {}
 
 

@@ -12,6 +12,12 @@ it; a poll walks down until it passes that point (less `LOOKBACK`, because searc
 posts late). A walk cut short by the page cap, the rate-limit budget or the time budget is
 resumed from its last `after` on the next poll, so nothing between two polls is skipped.
 
+Native replies: each brand account (`username`, and the reddit `brand_accounts` handed to
+`watch_brand`) has its comments listing read too, so an answer the brand posts on Reddit
+itself comes back with `by_brand=True` and stops the customer's clock even outside the
+watched subreddits and the search. Any post or comment by a brand account is marked so,
+whichever listing it came from.
+
 Item links always point at https://www.reddit.com + permalink, whatever `base_url` says:
 `base_url` is where Listener calls (Reddit, a proxy, a test server), the permalink is the
 page an agent opens.
@@ -26,7 +32,7 @@ import math
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
@@ -61,13 +67,15 @@ DEFAULT_RESET = 60.0
 GONE = frozenset({"[deleted]", "[removed]"})
 FULLNAME = re.compile(r"t[13]_[0-9a-z]{1,16}")
 SUBREDDIT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_]{1,20}")
+USERNAME = re.compile(r"[A-Za-z0-9_-]{3,20}")
 WAIT_IN_WORDS = re.compile(r"(\d+)\s*(millisecond|second|minute|hour)", re.IGNORECASE)
 SECONDS_PER = {"millisecond": 0.001, "second": 1, "minute": 60, "hour": 3600}
 
 
 class RedditSource(ReplyingSourceConfig):
     """`query` searches all of Reddit (posts only: Reddit's search does not return
-    comments); every post and comment in `subreddits` is a mention too."""
+    comments); every post and comment in `subreddits` is a mention too. `username`'s own
+    comments are read as the brand's native replies."""
 
     default_channel: ClassVar[str | None] = "reddit"
 
@@ -123,12 +131,14 @@ class RedditSource(ReplyingSourceConfig):
 
 @dataclass(frozen=True)
 class Listing:
-    """One Reddit listing read newest first; `key` names its state in the cursor."""
+    """One Reddit listing read newest first; `key` names its state in the cursor. `user`
+    is the brand account whose own comments it lists."""
 
     key: str
     path: str
     params: tuple[tuple[str, str], ...] = ()
     subreddit: str | None = None
+    user: str | None = None
 
 
 @dataclass
@@ -252,7 +262,7 @@ class RedditConnector:
         self.write_http = Http(config.user_agent, timeout,
                                "username, password, client_id and client_secret",
                                reset_after=seconds_until_reset)
-        self.listings = listings_for(config)
+        self.watch_brand([])
         self._app_token: Token | None = None
         self._user_token: Token | None = None
         self._remaining: float | None = None
@@ -261,6 +271,13 @@ class RedditConnector:
     @classmethod
     def from_config(cls, source: Any) -> RedditConnector:
         return cls(source)
+
+    def watch_brand(self, handles: list[str]) -> None:
+        """Also read these brand accounts' comments each poll (with `username`), so the
+        brand's answers on Reddit are seen wherever they are posted."""
+        self.brand = brand_names(self.config.username, handles)
+        self._brand_folded = frozenset(name.casefold() for name in self.brand)
+        self.listings = listings_for(self.config, self.brand)
 
     def __repr__(self) -> str:
         return (f"RedditConnector({self.config.id!r}, query={self.config.query!r}, "
@@ -315,13 +332,14 @@ class RedditConnector:
         while walk.pages < MAX_PAGES and self._may_call(poll):
             page = await self._page(listing, walk.after, poll)
             walk.pages += 1
-            crossed = self._take(page.children, state, walk, poll)
+            crossed = self._take(listing, page.children, state, walk, poll)
             walk.after = page.after
             if crossed or page.after is None:
                 walk.finished = True
                 return
 
-    def _take(self, children: list[Any], state: ListingState, walk: Walk, poll: Poll) -> bool:
+    def _take(self, listing: Listing, children: list[Any], state: ListingState, walk: Walk,
+              poll: Poll) -> bool:
         """Keep the children newer than the walk's floor; True once one is older (the
         listing is sorted newest first, so the rest of it is older still)."""
         for raw in children:
@@ -338,8 +356,14 @@ class RedditConnector:
                 continue
             state.known[child.name] = child.created
             if child.item is not None:
-                poll.items.setdefault(child.name, child.item)
+                poll.items.setdefault(child.name, self._marked(listing, child.item))
         return False
+
+    def _marked(self, listing: Listing, item: RawItem) -> RawItem:
+        """A brand account's post or comment is the brand's own, whatever listing it is in."""
+        if listing.user or item.author.handle.casefold() in self._brand_folded:
+            return replace(item, by_brand=True)
+        return item
 
     @staticmethod
     def _reject(raw: Any, problem: Malformed, state: ListingState, poll: Poll) -> None:
@@ -383,6 +407,10 @@ class RedditConnector:
     def _raise_for_listing(self, listing: Listing, response: Response) -> None:
         status, url, sub = response.status, response.url, listing.subreddit
         reason = refusal_reason(response)
+        if listing.user and (status == 404 or (status == 403 and reason)):
+            why = f" ({reason})" if reason else ""
+            raise SourceError(f"u/{listing.user} does not exist or is suspended{why}: HTTP "
+                              f"{status} from {url}; check username and brand_accounts.reddit")
         if status in (401, 403):
             if sub and reason:
                 raise AuthFailed(f"{status} from {url}: r/{sub} is closed to this app "
@@ -412,11 +440,13 @@ class RedditConnector:
                 and self._resets_at is not None and self._resets_at > now)
 
     def status(self, now: datetime) -> dict[str, Any]:
-        """The read budget Reddit reported with the last call (the coordinator exports it)."""
+        """For /api/v1/sources: whose own comments are read as the brand's replies, and the
+        read budget Reddit reported with the last call (the coordinator exports it)."""
+        brand = {"brand_replies": {"watched": bool(self.brand), "accounts": list(self.brand)}}
         if self._remaining is None or self._resets_at is None:
-            return {}
-        return {"read_budget": {"remaining": int(self._remaining),
-                                "resets_at": self._resets_at.isoformat()}}
+            return brand
+        return {**brand, "read_budget": {"remaining": int(self._remaining),
+                                         "resets_at": self._resets_at.isoformat()}}
 
     async def _read_token(self, now: datetime) -> str | None:
         """Application-only OAuth, fetched once and reused until shortly before it expires."""
@@ -508,8 +538,20 @@ class RedditConnector:
         await self.write_http.close()
 
 
-def listings_for(config: RedditSource) -> list[Listing]:
-    """Search (posts only) plus each subreddit's new posts and new comments."""
+def brand_names(username: str | None, handles: list[str]) -> list[str]:
+    """`username` and the brand handles as Reddit user names, each once (Reddit names are
+    case-insensitive); `u/acme` means acme, and what cannot be a Reddit name is left out."""
+    names: dict[str, str] = {}
+    for raw in [username or "", *handles]:
+        name = raw.strip().strip("/").lstrip("@").removeprefix("u/").removeprefix("user/")
+        if USERNAME.fullmatch(name):
+            names.setdefault(name.casefold(), name)
+    return list(names.values())
+
+
+def listings_for(config: RedditSource, brand: list[str]) -> list[Listing]:
+    """Search (posts only), each subreddit's new posts and new comments, then each brand
+    account's own comments (its native replies)."""
     listings = []
     if config.query:
         listings.append(Listing(f"search:{config.query}", "/search",
@@ -517,6 +559,9 @@ def listings_for(config: RedditSource) -> list[Listing]:
     for sub in config.subreddits:
         listings.append(Listing(f"r/{sub.casefold()}/new", f"/r/{sub}/new", (), sub))
         listings.append(Listing(f"r/{sub.casefold()}/comments", f"/r/{sub}/comments", (), sub))
+    for name in brand:
+        listings.append(Listing(f"u/{name.casefold()}/comments", f"/user/{name}/comments",
+                                (("sort", "new"),), user=name))
     return listings
 
 

@@ -192,7 +192,23 @@ SOURCE = record(
         "last_poll_items": nullable(COUNT),
         "next_poll_at": nullable(TIME),
         "read_budget": nullable(ref("ReadBudget")),
+        "brand_replies": ref("BrandReplies"),
     },
+    optional=("brand_replies",),
+    additionalProperties=True,
+)
+
+BRAND_REPLIES = record(
+    "Whether the brand's own replies on the platform are read (native responses); only on "
+    "sources that can read them",
+    {
+        "watched": {"type": "boolean"},
+        "accounts": {"type": "array", "items": STRING},
+        "not_watched": {"type": "array", "items": STRING,
+                        "description": "brand accounts this source cannot read (Mastodon)"},
+        "problem": nullable({**STRING, "description": "why reading them failed, if it did"}),
+    },
+    optional=("not_watched", "problem"),
     additionalProperties=True,
 )
 
@@ -310,6 +326,7 @@ COMPONENTS: dict[str, Schema] = {
     "SlaSummary": SLA_SUMMARY,
     "Source": SOURCE,
     "ReadBudget": READ_BUDGET,
+    "BrandReplies": BRAND_REPLIES,
     "SourceList": SOURCE_LIST,
     "ReplyDraft": REPLY_DRAFT,
     "ReplySent": REPLY_SENT,

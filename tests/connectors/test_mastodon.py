@@ -1,5 +1,6 @@
-"""The Mastodon source against a fake instance served on 127.0.0.1: hashtag timeline and
-mentions read forwards by `min_id`, rate-limit headers, errors, and replies in place."""
+"""The Mastodon source against a fake instance served on 127.0.0.1: hashtag timeline,
+mentions and the brand's own replies read forwards by `min_id`, rate-limit headers, errors,
+and replies in place."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from sqlalchemy import select
 from connectors.base import AuthFailed, RateLimited, ReplyRefused, ReplyTarget, SourceError
 from connectors.mastodon import MastodonConnector, MastodonSource
 from listener.app import build_services, prepare_database
-from listener.models import Mention, MentionEvent, RejectedItem
+from listener.models import Mention, MentionEvent, RejectedItem, SourceState
 from tests.conftest import MONDAY_10, make_config
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "mastodon"
@@ -26,6 +27,7 @@ TOKEN = "tok-mastodon-s3cret"
 PUBLIC_HOST = "https://mastodon.example"  # what the instance puts in its Link headers
 SERVER_DATE = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
 BASE_ID = 113520000000000000
+OWNER_ID = "109000000000000001"  # the access token's account, @acme
 NOW = MONDAY_10
 
 Connect = Callable[..., MastodonConnector]
@@ -48,19 +50,33 @@ def status(n: int, text: str = "Kargom nerede? #acme", minute: int = 30, acct: s
     return made
 
 
+def brand_status(n: int, text: str, in_reply_to: str | None, minute: int = 50,
+                 **extra: Any) -> dict[str, Any]:
+    """A status the token's own account (@acme) posted, shaped like the fixture's."""
+    made = copy.deepcopy(fixture("account_statuses.json")[2])
+    made.update(id=str(BASE_ID + n), content=f"<p>{text}</p>", in_reply_to_id=in_reply_to,
+                url=f"{PUBLIC_HOST}/@acme/{BASE_ID + n}",
+                created_at=(datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
+                            + timedelta(minutes=minute)).isoformat().replace("+00:00", ".000Z"))
+    made.update(extra)
+    return made
+
+
 def numeric(value: str) -> int:
     return int(value)
 
 
 class FakeMastodon:
-    """A Mastodon instance: a hashtag timeline and mention notifications paginated the way
-    Mastodon does it (`max_id`, `since_id`, `min_id`, `limit`, Link headers), statuses
-    that can be fetched and posted, and queued answers to simulate failures (`answers`
-    for any next request, `post_answers` for the next posted status only)."""
+    """A Mastodon instance: a hashtag timeline, mention notifications and the token
+    account's own statuses paginated the way Mastodon does it (`max_id`, `since_id`,
+    `min_id`, `limit`, Link headers), statuses that can be fetched and posted, and queued
+    answers to simulate failures (`answers` for any next request, `post_answers` for the
+    next posted status only)."""
 
     def __init__(self) -> None:
         self.statuses: list[dict[str, Any]] = []
         self.notifications: list[dict[str, Any]] = []
+        self.own_statuses: list[dict[str, Any]] = []
         self.requests: list[dict[str, Any]] = []
         self.posted: list[dict[str, Any]] = []
         self.answers: list[web.Response] = []
@@ -71,6 +87,8 @@ class FakeMastodon:
         app = web.Application(middlewares=[self._record])
         app.router.add_get("/api/v1/timelines/tag/{hashtag}", self._tag)
         app.router.add_get("/api/v1/notifications", self._mentions)
+        app.router.add_get("/api/v1/accounts/verify_credentials", self._verify_credentials)
+        app.router.add_get("/api/v1/accounts/{id}/statuses", self._account_statuses)
         app.router.add_get("/api/v1/statuses/{id}", self._status)
         app.router.add_post("/api/v1/statuses", self._post)
         return app
@@ -102,6 +120,19 @@ class FakeMastodon:
         types = request.query.getall("types[]", [])
         return self._page(request, [n for n in self.notifications
                                     if not types or n["type"] in types])
+
+    async def _verify_credentials(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return web.json_response(fixture("unauthorized.json"), status=401)
+        return web.json_response(fixture("verify_credentials.json"))
+
+    async def _account_statuses(self, request: web.Request) -> web.Response:
+        if request.match_info["id"] != OWNER_ID:
+            return web.json_response({"error": "Record not found"}, status=404)
+        rows = self.own_statuses
+        if request.query.get("exclude_reblogs") == "true":
+            rows = [s for s in rows if s.get("reblog") is None]
+        return self._page(request, rows)
 
     def _page(self, request: web.Request, everything: list[dict[str, Any]]) -> web.Response:
         """Newest first. `min_id` gives the page right after it, `since_id` the newest
@@ -380,6 +411,89 @@ async def test_mentions_of_the_brand_account_are_read_with_the_token(
     assert [i.external_id for i in second.items] == [str(BASE_ID + 500)]
 
 
+async def test_the_token_owners_own_replies_come_back_as_the_brands(
+        upstream: FakeMastodon, connect: Connect) -> None:
+    upstream.statuses = fixture("tag_timeline.json")
+    upstream.own_statuses = fixture("account_statuses.json")
+    mastodon = connect(access_token=TOKEN)
+    mastodon.watch_brand(["acme", "acme_yardim"])
+    first = await mastodon.fetch(None, NOW)
+
+    by_id = {i.external_id: i for i in first.items}
+    assert sorted(by_id) == ["113520000000000200", "113520000000000300",
+                             "113520000000000600"]  # not the plain post nor the self-thread
+    reply = by_id["113520000000000600"]
+    assert reply.by_brand and reply.in_reply_to == "113520000000000200"
+    assert reply.text == "@ali Merhaba Ali, siparişinize bakıyoruz & size yazacağız."
+    assert (reply.author.handle, reply.author.name) == ("acme", "ACME Destek")
+    assert reply.created_at == datetime(2026, 11, 23, 6, 50, tzinfo=UTC)
+    assert reply.url == f"{PUBLIC_HOST}/@acme/113520000000000600"
+    assert reply.channel == "mastodon"
+    assert not by_id["113520000000000200"].by_brand  # the customers' statuses stay theirs
+    assert json.loads(first.cursor) == {"tag": "113520000000000300",
+                                        "own": "113520000000000620"}
+    [whoami] = upstream.calls("verify_credentials")
+    assert whoami["headers"]["Authorization"] == f"Bearer {TOKEN}"
+    [own] = upstream.calls(f"/accounts/{OWNER_ID}/statuses")
+    assert own["query"]["exclude_reblogs"] == "true" and own["query"]["limit"] == "40"
+    assert "min_id" not in own["query"] and "exclude_replies" not in own["query"]
+    assert mastodon.status(NOW) == {"brand_replies": {
+        "watched": True, "accounts": ["acme"], "not_watched": ["acme_yardim"],
+        "problem": None}}
+
+    upstream.own_statuses.insert(0, brand_status(700, "@jane@other.example we are on it",
+                                                 "113520000000000300", minute=55))
+    second = await mastodon.fetch(first.cursor, NOW)
+    [new] = second.items
+    assert (new.external_id, new.by_brand, new.in_reply_to) == (
+        str(BASE_ID + 700), True, "113520000000000300")
+    assert upstream.calls(f"/accounts/{OWNER_ID}/statuses")[1]["query"]["min_id"] == \
+        "113520000000000620"
+    assert len(upstream.calls("verify_credentials")) == 1  # the owner is asked once
+    assert json.loads(second.cursor)["own"] == str(BASE_ID + 700)
+
+
+async def test_the_brands_status_in_the_hashtag_timeline_is_the_brands_too(
+        upstream: FakeMastodon, connect: Connect) -> None:
+    upstream.statuses = [status(1), brand_status(2, "Bakıyoruz #acme", str(BASE_ID + 1))]
+    upstream.own_statuses = [brand_status(2, "Bakıyoruz #acme", str(BASE_ID + 1))]
+    batch = await connect(access_token=TOKEN).fetch(None, NOW)
+    by_id = {i.external_id: i for i in batch.items}
+    assert set(by_id) == {str(BASE_ID + 1), str(BASE_ID + 2)}
+    assert by_id[str(BASE_ID + 2)].by_brand and not by_id[str(BASE_ID + 1)].by_brand
+
+
+async def test_without_a_token_no_account_is_read(upstream: FakeMastodon,
+                                                  connect: Connect) -> None:
+    upstream.statuses = [status(1)]
+    upstream.own_statuses = fixture("account_statuses.json")
+    mastodon = connect()
+    mastodon.watch_brand(["acme"])
+    batch = await mastodon.fetch(None, NOW)
+    assert [i.external_id for i in batch.items] == [str(BASE_ID + 1)]
+    assert [r["path"] for r in upstream.requests] == ["/api/v1/timelines/tag/acme"]
+    assert json.loads(batch.cursor) == {"tag": str(BASE_ID + 1)}
+    brand = mastodon.status(NOW)["brand_replies"]
+    assert (brand["watched"], brand["accounts"], brand["not_watched"]) == (False, [], ["acme"])
+    assert "access_token" in brand["problem"]
+
+
+async def test_a_token_without_the_accounts_scope_still_reads_the_mentions(
+        upstream: FakeMastodon, connect: Connect) -> None:
+    upstream.notifications = fixture("mentions.json")
+    upstream.own_statuses = fixture("account_statuses.json")
+    upstream.answers = [answer(403, {"error": "This action is outside the authorized scopes"})]
+    mastodon = connect(access_token=TOKEN)
+    first = await mastodon.fetch(None, NOW)
+    await mastodon.fetch(first.cursor, NOW)
+    assert {i.external_id for i in first.items} == {"113520000000000300",
+                                                    "113520000000000400"}
+    assert upstream.calls("/statuses") == [] and len(upstream.calls("verify_credentials")) == 1
+    brand = mastodon.status(NOW)["brand_replies"]
+    assert not brand["watched"] and "read:accounts" in brand["problem"]
+    assert TOKEN not in json.dumps(mastodon.status(NOW))
+
+
 async def test_reply_posts_a_threaded_status_and_returns_its_id_and_url(
         upstream: FakeMastodon, connect: Connect) -> None:
     upstream.statuses = fixture("tag_timeline.json")
@@ -477,5 +591,48 @@ async def test_end_to_end_statuses_are_stored_and_a_brand_reply_stops_the_clock(
     assert "created_at" in rejected[0].reason
     assert any(e.kind == "responded" and e.data.get("native") for e in events)
     assert upstream.calls("tag")[-1]["query"]["min_id"] == str(BASE_ID + 2)
+    await services.store.close()
+    await services.coordinator.close()
+
+
+@pytest.mark.parametrize("brand_accounts", [{"mastodon": ["acme"]}, {"twitter": ["acme"]}],
+                         ids=["listed", "token-owner-only"])
+async def test_end_to_end_a_reply_posted_in_the_mastodon_app_stops_the_clock(
+        db_url: str, clock: Any, enricher: Any, upstream: FakeMastodon, server: Any,
+        brand_accounts: dict[str, list[str]]) -> None:
+    """The brand answers in the Mastodon app, without the hashtag: only its own timeline
+    shows the reply. Unlisted in `brand_accounts`, it is still the brand's (by_brand)."""
+    upstream.statuses = [status(1, "Siparişim nerede? #acme", minute=30)]
+    config = make_config(db_url, sources=[source(server, access_token=TOKEN)],
+                         brand_accounts=brand_accounts)
+    services = build_services(config, clock=clock, enricher=enricher)
+    await prepare_database(services, migrate=True)
+    assert await services.coordinator.poll("fedi") == "ok"
+    async with services.store.read() as session:
+        [queued] = await session.scalars(select(Mention))
+    assert queued.status in ("new", "assigned") and queued.deadline_at is not None
+
+    upstream.own_statuses = [brand_status(2, "@ali Merhaba, hemen bakıyoruz",
+                                          str(BASE_ID + 1), minute=47)]
+    clock.advance(timedelta(minutes=5))
+    assert await services.coordinator.poll("fedi") == "ok"
+
+    async with services.store.read() as session:
+        rows = {m.external_id: m for m in await session.scalars(select(Mention))}
+        brand_events = list(await session.scalars(select(MentionEvent).where(
+            MentionEvent.mention_id == rows[str(BASE_ID + 2)].id)))
+    customer, brand = rows[str(BASE_ID + 1)], rows[str(BASE_ID + 2)]
+    assert customer.status == "responded"
+    assert customer.first_response_at.astimezone(UTC) == datetime(2026, 11, 23, 6, 47,
+                                                                  tzinfo=UTC)
+    assert customer.response_external_id == str(BASE_ID + 2)
+    assert customer.response_url == f"{PUBLIC_HOST}/@acme/{BASE_ID + 2}"
+    assert brand.status == "ignored" and brand.in_reply_to == str(BASE_ID + 1)
+    assert brand.assignee is None and brand.deadline_at is None
+    assert [e.kind for e in brand_events] == ["ingested"]
+    assert brand_events[0].data["reason"] == "brand account"
+    async with services.store.read() as session:
+        state = await session.get(SourceState, "fedi")
+    assert json.loads(state.cursor)["own"] == str(BASE_ID + 2)  # a restart goes on from here
     await services.store.close()
     await services.coordinator.close()

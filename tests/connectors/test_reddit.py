@@ -1,6 +1,6 @@
 """The reddit source against a fake Reddit on 127.0.0.1 serving recorded listings: paging,
-the cursor across polls, rate limits, OAuth, refusals, replies, and end to end through the
-coordinator on both databases."""
+the cursor across polls, rate limits, OAuth, refusals, replies, the brand accounts' own
+comments, and end to end through the coordinator on both databases."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from sqlalchemy import select
 from connectors.base import AuthFailed, RateLimited, ReplyRefused, ReplyTarget, SourceError
 from connectors.reddit import RedditConnector, RedditSource
 from listener.app import build_services, init_app, prepare_database
-from listener.models import Mention, RejectedItem
+from listener.models import Mention, MentionEvent, RejectedItem
 from tests.conftest import BASE_CONFIG, MONDAY_10, make_config
 from tests.web.test_api import AUTH
 
@@ -31,6 +31,7 @@ NOW = MONDAY_10.astimezone(UTC)
 CLIENT_ID, CLIENT_SECRET = "acme-listener-app", "s3cr3t-app-value"
 USERNAME, PASSWORD = "acme_support", "pa55-word-value"
 AGENT = "server:acme-listener:1.0 (by /u/acme_support)"
+BRAND_COMMENTS = f"/user/{USERNAME}/comments"
 
 
 def fixture(name: str) -> Any:
@@ -428,6 +429,108 @@ async def test_wrong_app_secret_names_the_keys_never_the_value(
     assert fake.requests("/oauth") == []
 
 
+# The brand's own comments (native replies) ---------------------------------------------
+
+
+def with_new_brand_comment(listing: dict[str, Any]) -> dict[str, Any]:
+    """The brand's comments listing a few minutes later: one more answer on top."""
+    newer = copy.deepcopy(listing)
+    comment = copy.deepcopy(newer["data"]["children"][0])
+    comment["data"].update(name="t1_nq2d003", id="nq2d003", parent_id="t3_1p4k0a1",
+                           link_id="t3_1p4k0a1", body="Glad it still works!",
+                           permalink="/r/BuyItForLife/comments/1p4k0a1/x/nq2d003/",
+                           created_utc=at(6, 59).timestamp())
+    newer["data"]["children"].insert(0, comment)
+    return newer
+
+
+async def test_brand_accounts_comments_come_back_as_the_brands(
+        fake: FakeReddit, connect: Any) -> None:
+    search_pages(fake)
+    fake.pages[BRAND_COMMENTS] = {None: fixture("user_comments.json")}
+    connector = connect(query="acme", username=USERNAME)
+    connector.watch_brand(["Acme_Support", "u/acme_help", "acme@mastodon.social"])
+    first = await connector.fetch(None, NOW)
+
+    assert [(s.path, s.query.get("sort"), s.query["raw_json"]) for s in fake.seen] == [
+        ("/search.json", "new", "1"), ("/search.json", "new", "1"),
+        ("/user/acme_support/comments.json", "new", "1"),
+        ("/user/acme_help/comments.json", "new", "1")]  # acme_support is read once
+    by_id = {i.external_id: i for i in first.items}
+    assert set(by_id) == {"t3_1p4jz99", "t3_1p4k0a1", "t3_1p4k0a2", "t1_nq2d001",
+                          "t1_nq2d002"}  # not yesterday's comment: past the backfill
+    answer = by_id["t1_nq2d002"]
+    assert answer.by_brand and answer.author.handle == "Acme_Support"
+    assert (answer.in_reply_to, answer.thread) == ("t3_1p4k0a2", "t3_1p4k0a2")
+    assert answer.text == ("Hi! Those are shipping fees, not a surcharge. DM us your order "
+                           "number & we'll refund them.")
+    assert answer.url == ("https://www.reddit.com/r/Turkey/comments/1p4k0a2/"
+                          "acme_checkout_adds_fees/nq2d002/")
+    assert answer.created_at == at(6, 58) and answer.channel == "reddit"
+    assert (by_id["t1_nq2d001"].in_reply_to, by_id["t1_nq2d001"].thread) == (
+        "t1_nq2cz01", "t3_1p4jz99")
+    assert not any(by_id[k].by_brand for k in ("t3_1p4jz99", "t3_1p4k0a1", "t3_1p4k0a2"))
+    assert set(json.loads(first.cursor)["listings"]) == {
+        "search:acme", "u/acme_support/comments", "u/acme_help/comments"}
+    assert connector.status(NOW)["brand_replies"] == {
+        "watched": True, "accounts": ["acme_support", "acme_help"]}
+
+    fake.pages[BRAND_COMMENTS][None] = with_new_brand_comment(fixture("user_comments.json"))
+    second = await connector.fetch(first.cursor, NOW + timedelta(minutes=5))
+    assert [(i.external_id, i.by_brand, i.in_reply_to) for i in second.items] == [
+        ("t1_nq2d003", True, "t3_1p4k0a1")]
+    brand_calls = fake.requests(BRAND_COMMENTS)
+    assert len(brand_calls) == 2 and "after" not in brand_calls[-1].query  # stopped on top
+
+
+async def test_a_brand_post_in_a_watched_subreddit_is_the_brands_even_if_unlisted(
+        fake: FakeReddit, connect: Any) -> None:
+    fake.pages["/r/acme/comments"] = {None: fixture("subreddit_comments.json")}
+    batch = await connect(subreddits=["acme"], username=USERNAME).fetch(None, NOW)
+    by_brand = {i.external_id: i.by_brand for i in batch.items}
+    assert by_brand == {"t1_nq2b7c1": False, "t1_nq2b7c2": True}  # by Acme_Support
+
+
+async def test_without_username_or_brand_accounts_no_user_is_read(
+        fake: FakeReddit, connect: Any) -> None:
+    search_pages(fake)
+    fake.pages[BRAND_COMMENTS] = {None: fixture("user_comments.json")}
+    connector = connect(query="acme")
+    connector.watch_brand([])
+    batch = await connector.fetch(None, NOW)
+    assert {s.path for s in fake.seen} == {"/search.json"}
+    assert not any(i.by_brand for i in batch.items)
+    assert set(json.loads(batch.cursor)["listings"]) == {"search:acme"}
+    assert connector.status(NOW)["brand_replies"] == {"watched": False, "accounts": []}
+
+
+async def test_brand_comments_through_oauth_wait_for_the_read_budget(
+        fake: FakeReddit, connect: Any) -> None:
+    fake.pages["/search"] = {None: fixture("search_page2.json")}
+    fake.pages[BRAND_COMMENTS] = {None: fixture("user_comments.json")}
+    fake.rate = {"x-ratelimit-remaining": "0.0", "x-ratelimit-reset": "120"}
+    connector = connect(query="acme", username=USERNAME, **oauth_keys())
+    first = await connector.fetch(None, NOW)
+    assert [s.path for s in fake.requests()] == ["/oauth/search"]  # budget used up
+    assert first.not_before == NOW + timedelta(seconds=120)
+
+    fake.rate = {"x-ratelimit-remaining": "99.0", "x-ratelimit-reset": "480"}
+    second = await connector.fetch(first.cursor, NOW + timedelta(seconds=121))
+    [brand_call] = fake.requests(f"/oauth{BRAND_COMMENTS}")
+    assert brand_call.headers["Authorization"] == "bearer app-token-1"
+    assert brand_call.query["sort"] == "new"
+    assert {i.external_id for i in second.items if i.by_brand} == {"t1_nq2d001", "t1_nq2d002"}
+
+
+async def test_an_unknown_brand_account_is_named(fake: FakeReddit, connect: Any) -> None:
+    fake.queue("/user/acme_destek/comments", 404, {"message": "Not Found", "error": 404})
+    connector = connect(query="acme")
+    connector.watch_brand(["acme_destek"])
+    with pytest.raises(SourceError, match="u/acme_destek does not exist") as caught:
+        await connector.fetch(None, NOW)
+    assert "brand_accounts.reddit" in str(caught.value)
+
+
 def target() -> ReplyTarget:
     return ReplyTarget("t3_1p4k0a2", "deniz_k",
                        "https://www.reddit.com/r/Turkey/comments/1p4k0a2/acme_checkout_adds_fees/",
@@ -512,11 +615,12 @@ def test_config_rejects_half_an_app_and_nothing_to_watch() -> None:
 # End to end ------------------------------------------------------------------------------
 
 
-async def start(db_url: str, clock: Any, enricher: Any, server: Any, **keys: Any) -> Any:
+async def start(db_url: str, clock: Any, enricher: Any, server: Any,
+                brand: tuple[str, ...] = ("acme_support",), **keys: Any) -> Any:
     config = make_config(
         db_url,
         sources=[source(server, query="acme", subreddits=["acme"], interval="60s", **keys)],
-        brand_accounts={**BASE_CONFIG["brand_accounts"], "reddit": ["acme_support"]},
+        brand_accounts={**BASE_CONFIG["brand_accounts"], "reddit": list(brand)},
     )
     services = build_services(config, clock=clock, enricher=enricher)
     await prepare_database(services, migrate=True)
@@ -590,4 +694,40 @@ async def test_reply_sent_from_the_api_posts_a_comment_and_stops_the_clock(
     assert mention.status == "responded" and mention.response_external_id == "t1_nq2c001"
     assert mention.response_url.endswith("/acme_checkout_adds_fees/nq2c001/")
     assert fake.requests("/oauth/api/comment")[-1].form["thing_id"] == "t3_1p4k0a2"
+    await stop(services)
+
+
+@pytest.mark.parametrize("brand,keys", [(("acme_support",), {}),
+                                        ((), {"username": USERNAME})],
+                         ids=["brand-accounts", "username-only"])
+async def test_a_comment_the_brand_posts_on_reddit_itself_stops_the_clock(
+        db_url: str, clock: Any, enricher: Any, fake: FakeReddit, server: Any,
+        brand: tuple[str, ...], keys: dict[str, Any]) -> None:
+    """The brand answers a post found by search, outside the watched subreddit: only its
+    own comments listing shows the answer."""
+    search_pages(fake)
+    services = await start(db_url, clock, enricher, server, brand=brand, **keys)
+    assert await services.coordinator.poll("reddit-acme") == "ok"
+    customer = (await stored(services))["t3_1p4k0a2"]
+    assert customer.status in ("new", "assigned") and customer.deadline_at is not None
+
+    fake.pages[BRAND_COMMENTS] = {None: fixture("user_comments.json")}
+    clock.advance(timedelta(minutes=2))
+    assert await services.coordinator.poll("reddit-acme") == "ok"
+    rows = await stored(services)
+    customer, answer = rows["t3_1p4k0a2"], rows["t1_nq2d002"]
+    assert customer.status == "responded"
+    assert customer.first_response_at == at(6, 58)
+    assert customer.response_external_id == "t1_nq2d002"
+    assert customer.response_url == ("https://www.reddit.com/r/Turkey/comments/1p4k0a2/"
+                                     "acme_checkout_adds_fees/nq2d002/")
+    assert answer.status == "ignored" and answer.in_reply_to == "t3_1p4k0a2"
+    assert answer.thread == "t3_1p4k0a2"
+    assert answer.assignee is None and answer.deadline_at is None
+    assert rows["t1_nq2d001"].status == "ignored"  # its parent is not ours: nothing answered
+    assert "t1_nq0a900" not in rows  # older than the backfill window
+    async with services.store.read() as session:
+        events = list(await session.scalars(select(MentionEvent).where(
+            MentionEvent.mention_id == answer.id)))
+    assert [(e.kind, e.data["reason"]) for e in events] == [("ingested", "brand account")]
     await stop(services)
