@@ -11,6 +11,12 @@ X's paid tiers ration reads per calendar month. With `monthly_reads` the cursor 
 counts the posts read this month (UTC), the interval stretches so the rest lasts to the
 month's end, and a spent budget waits for the next month instead of calling X.
 
+Native replies: X's search only finds the brand's own replies ("@customer thanks, ...")
+if they match `query`, which they usually do not. Given the brand's handles
+(`watch_brand`, from `brand_accounts`), the same search call also asks for them: the query
+sent is `(<query>) OR (from:acme is:reply)`, so they cost reads but no extra requests, and
+the pipeline marks the customer's post responded at the reply's time.
+
 Replies (`send_replies`) post `POST /2/tweets` with OAuth 1.0a user context (the brand
 account's consumer key/secret and access token/secret) through the same client.
 """
@@ -28,7 +34,7 @@ from typing import Any, ClassVar, Literal
 
 import aiohttp
 import tweepy
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from tweepy.asynchronous import AsyncClient
 from yarl import URL
 
@@ -57,6 +63,8 @@ JSON_TYPE = re.compile(r"^application/(?:[\w.+-]+?\+)?json")
 X_ESCAPES = re.compile(r"&(amp|lt|gt);")
 REPLY_KEYS = ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
 TWEEPY_LOGGER = "tweepy.asynchronous.client"
+X_QUERY_LIMIT = 512  # recent search, self-serve tiers (Enterprise: 4096)
+X_USERNAME = re.compile(r"^[A-Za-z0-9_]+$")
 
 
 class TwitterSource(ReplyingSourceConfig):
@@ -68,10 +76,21 @@ class TwitterSource(ReplyingSourceConfig):
     base_url: str = "https://api.twitter.com"
     monthly_reads: int | None = Field(None, ge=1)
     max_results: int = Field(100, ge=10, le=100)
+    brand_replies: bool = True
+    max_query_length: int = Field(X_QUERY_LIMIT, ge=1)
     consumer_key: SecretStr | None = None
     consumer_secret: SecretStr | None = None
     access_token: SecretStr | None = None
     access_token_secret: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def query_fits(self) -> TwitterSource:
+        """X answers a too-long query with 400 on every poll; say so at startup instead."""
+        if len(self.query) > self.max_query_length:
+            raise ValueError(f"query is {len(self.query)} characters; X recent search "
+                             f"accepts {self.max_query_length} (max_query_length: 512 on "
+                             "self-serve access, 4096 on Enterprise)")
+        return self
 
 
 # --- the cursor -------------------------------------------------------------------------
@@ -434,6 +453,34 @@ def reply_refusal(exc: Exception, source_id: str) -> ReplyRefused:
                         retry)
 
 
+# --- the brand's own replies ---------------------------------------------------------------
+
+
+def brand_clause(handles: list[str]) -> str:
+    """`from:a is:reply`, or `(from:a OR from:b) is:reply`: X applies AND before OR, so
+    several `from:` need their own parentheses. `is:reply` cannot stand alone on X, and
+    with `from:` it can."""
+    authors = " OR ".join(f"from:{handle}" for handle in handles)
+    return f"({authors}) is:reply" if len(handles) > 1 else f"{authors} is:reply"
+
+
+def with_brand_replies(query: str, handles: list[str]) -> str:
+    """The configured query, or also the brand's replies; the configured query is kept
+    whole in parentheses, so its own ORs and negations mean what they meant alone."""
+    return f"({query}) OR ({brand_clause(handles)})" if handles else query
+
+
+def x_handles(source_id: str, handles: list[str]) -> list[str]:
+    """`brand_accounts` handles as X usernames (no '@', each once); a handle X could
+    not have would break the query's syntax on every poll, so it stops the start."""
+    names = list(dict.fromkeys(h.strip().lstrip("@") for h in handles if h.strip()))
+    wrong = [name for name in names if not X_USERNAME.match(name)]
+    if wrong:
+        raise ValueError(f"source {source_id!r}: brand_accounts {wrong} are not X usernames "
+                         "(letters, digits and _ only)")
+    return names
+
+
 # --- the connector ---------------------------------------------------------------------------
 
 
@@ -457,6 +504,9 @@ class TwitterConnector:
         self._client.session = self._api
         self._client.user_agent = config.user_agent
         self._progress: Progress | None = None
+        self._brand: frozenset[str] = frozenset()
+        self._brand_handles: list[str] = []
+        self.query = config.query  # what is sent: `query`, or also the brand's replies
         quiet = logging.getLogger(TWEEPY_LOGGER)
         # tweepy logs every request's headers (the Bearer token) at DEBUG.
         quiet.setLevel(max(logging.INFO, quiet.getEffectiveLevel()))
@@ -467,6 +517,36 @@ class TwitterConnector:
 
     def __repr__(self) -> str:
         return f"TwitterConnector({self.config.id!r}, base_url={self.config.base_url!r})"
+
+    # the brand's own replies
+
+    def watch_brand(self, handles: list[str]) -> None:
+        """Read the brand accounts' replies with the same search (see the module doc).
+
+        A combined query longer than `max_query_length` stops the start (ValueError, which
+        `listener serve` reports as a config error) instead of quietly falling back to the
+        plain query: the fallback would leave every mention answered on X open and
+        breaching its SLA. Remedies: a shorter `query`, `max_query_length: 4096` on
+        Enterprise access, or `brand_replies: false` to go without."""
+        names = x_handles(self.config.id, handles)
+        self._brand = frozenset(name.casefold() for name in names)
+        self._brand_handles = names
+        if not self.config.brand_replies:
+            self.query = self.config.query
+            return
+        combined = with_brand_replies(self.config.query, names)
+        if len(combined) > self.config.max_query_length:
+            raise ValueError(
+                f"source {self.config.id!r}: query with the brand's replies "
+                f"`({brand_clause(names)})` added is {len(combined)} characters, over "
+                f"max_query_length {self.config.max_query_length}; shorten query, or set "
+                "brand_replies: false (replies made on X itself then no longer stop the SLA "
+                "clock)")
+        self.query = combined
+
+    @property
+    def watches_brand_replies(self) -> bool:
+        return self.query != self.config.query
 
     # reading
 
@@ -531,7 +611,7 @@ class TwitterConnector:
         if token:
             params["next_token"] = token
         try:
-            response = await self._client.search_recent_tweets(self.config.query, **params)
+            response = await self._client.search_recent_tweets(self.query, **params)
         except (tweepy.HTTPException, aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise poll_failure(exc, self.config.id, now) from None
         page = SearchPage.read(await json_document(response, "recent search"))
@@ -540,7 +620,10 @@ class TwitterConnector:
     def _collect(self, page: SearchPage, batch: Batch) -> None:
         for tweet in page.tweets:
             try:
-                batch.items.append(tweet_item(tweet, page.users, self.config.channel or "twitter"))
+                item = tweet_item(tweet, page.users, self.config.channel or "twitter")
+                if item.author.handle.casefold() in self._brand:
+                    item = replace(item, by_brand=True)
+                batch.items.append(item)
             except TweetError as exc:
                 batch.rejected.append(Rejected(str(exc), tweet_snippet(tweet), post_id(
                     tweet.get("id")) if isinstance(tweet, dict) else None))
@@ -565,13 +648,15 @@ class TwitterConnector:
         return max(self.config.interval, min(left, left * (per_poll / remaining)))
 
     def status(self, now: datetime) -> dict[str, Any]:
-        """For /api/v1/sources and the read-budget gauge; unknown until the first poll of
-        this process has read the cursor."""
+        """For /api/v1/sources and the read-budget gauge: whether the brand's replies are
+        read, and the budget (its use unknown until this process has read the cursor)."""
+        brand = {"brand_replies": {"watched": self.watches_brand_replies,
+                                   "accounts": list(self._brand_handles)}}
         budget = self.config.monthly_reads
         if budget is None:
-            return {}
+            return brand
         used = self._progress.in_month(now).reads if self._progress is not None else None
-        return {"read_budget": {
+        return {**brand, "read_budget": {
             "monthly_reads": budget, "used": used,
             "remaining": None if used is None else max(0, budget - used),
             "resets_at": month_end(now).isoformat(),

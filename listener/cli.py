@@ -35,11 +35,34 @@ def _load(path: str) -> Config:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = _load(args.file)
+    problems = _connector_problems(config)
+    if problems:
+        _print_problems(args.file, problems)
+        return EXIT_CONFIG
     print(
         f"{args.file}: OK ({len(config.sources)} sources, {len(config.agents)} agents, "
         f"{len(config.sla.policies)} SLA policies)"
     )
     return 0
+
+
+def _connector_problems(config: Config) -> list[tuple[str, str]]:
+    """What only building the connectors finds (an X query too long once the brand's
+    replies are added to it), so check-config catches what serve would refuse."""
+    from connectors import build_connector
+    from listener.app import brand_handles
+
+    problems = []
+    for index, source in enumerate(config.sources):
+        if not source.enabled:
+            continue
+        try:
+            connector = build_connector(source)
+            if hasattr(connector, "watch_brand"):
+                connector.watch_brand(brand_handles(config, source))
+        except (LookupError, ValueError) as exc:
+            problems.append((f"sources[{index}]", str(exc)))
+    return problems
 
 
 def _services(config: Config) -> object:

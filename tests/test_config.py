@@ -351,3 +351,17 @@ def test_cross_section_mistakes_are_reported_with_their_key_path() -> None:
         ("routing.rules[0].agents", "'lead' is neither an agent id nor a team of any agent"),
         ("sources[1].id", "id 'w' is used twice"),
     ]
+
+
+def test_check_config_catches_what_only_the_connectors_know(tmp_path: Path) -> None:
+    """An X query that is fine alone but too long once the brand's replies are added."""
+    query = "(" + " OR ".join(f"kargo{n:03d}" for n in range(40)) + ") -is:retweet"
+    path = tmp_path / "x.yaml"
+    path.write_text(yaml.safe_dump({
+        "sources": [{"id": "x-brand", "kind": "twitter", "query": query,
+                     "bearer_token": "${X_BEARER_TOKEN}"}],
+        "brand_accounts": {"twitter": ["acme"]}}))
+    result = check_config(path, X_BEARER_TOKEN="tok-abc-123")
+    assert result.returncode == 2
+    assert "sources[0]: source 'x-brand': query with the brand's replies" in result.stderr
+    assert "tok-abc-123" not in result.stdout + result.stderr

@@ -1,7 +1,9 @@
 """The X connector against a fake X API v2 on 127.0.0.1 serving recorded payloads.
 
 The fake answers recent search only for the exact (since_id, until_id, next_token) a page
-was recorded for, so a wrong cursor shows up as a failed poll, not as a silent re-read.
+was recorded for, so a wrong cursor shows up as a failed poll, not as a silent re-read. A
+page recorded with `requires` (e.g. the brand's reply, `from:acme`) is found only by a query
+that asks for it; any other query gets X's empty answer.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -60,6 +62,7 @@ class Answer:
     body: bytes
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+    requires: str | None = None  # a query without this matches nothing
 
     @classmethod
     def of(cls, status: int, document: Any, headers: dict[str, str] | None = None) -> Answer:
@@ -82,8 +85,10 @@ class FakeX:
         self.server: Any = None
 
     def page(self, name: str, since_id: str | None = None, until_id: str | None = None,
-             next_token: str | None = None, headers: dict[str, str] | None = None) -> None:
-        self.answer(Answer.of(200, fixture(name), headers), since_id, until_id, next_token)
+             next_token: str | None = None, headers: dict[str, str] | None = None,
+             requires: str | None = None) -> None:
+        answer = replace(Answer.of(200, fixture(name), headers), requires=requires)
+        self.answer(answer, since_id, until_id, next_token)
 
     def answer(self, answer: Answer, since_id: str | None = None, until_id: str | None = None,
                next_token: str | None = None) -> None:
@@ -101,7 +106,10 @@ class FakeX:
         if not queue:
             return Answer.of(400, {"title": "Invalid Request", "errors": [
                 {"message": f"no recorded page for since/until/next_token {key}"}]}).response()
-        return (queue.pop(0) if len(queue) > 1 else queue[0]).response()
+        answer = queue.pop(0) if len(queue) > 1 else queue[0]
+        if answer.requires and answer.requires not in query.get("query", ""):
+            return Answer.of(200, fixture("empty")).response()
+        return answer.response()
 
     async def create_post(self, request: web.Request) -> web.Response:
         self.posts.append((await request.json(), request.headers.get("Authorization", "")))
@@ -335,6 +343,89 @@ async def test_malformed_posts_are_rejected_and_their_neighbours_kept(
     assert fake.searches[-1]["since_id"] == post(205)
 
 
+# --- the brand's own replies ------------------------------------------------------------
+
+WITH_ACME = "(@acme -is:retweet) OR (from:acme is:reply)"
+
+
+async def test_the_brands_replies_come_with_the_same_search(
+        fake: FakeX, connect: Callable[..., TwitterConnector]) -> None:
+    first_poll_pages(fake)
+    connector = connect()
+    connector.watch_brand(["@acme"])
+
+    batch = await connector.fetch(None, NOW)
+
+    assert [s["query"] for s in fake.searches] == [WITH_ACME, WITH_ACME]  # no extra requests
+    assert len(batch.items) == 5 and not any(item.by_brand for item in batch.items)
+    assert connector.status(NOW) == {"brand_replies": {"watched": True, "accounts": ["acme"]}}
+
+
+async def test_several_brand_accounts_are_grouped_and_their_posts_marked(
+        fake: FakeX, connect: Callable[..., TwitterConnector]) -> None:
+    fake.page("brand_reply", requires="from:Acme")
+    connector = connect()
+    connector.watch_brand(["Acme", "acme_help", "Acme"])
+
+    batch = await connector.fetch(None, NOW)
+
+    # AND binds tighter than OR on X: without the inner parentheses `is:reply` would
+    # only apply to the last account
+    assert fake.searches[0]["query"] == \
+        "(@acme -is:retweet) OR ((from:Acme OR from:acme_help) is:reply)"
+    [reply] = batch.items
+    assert reply.author.handle == "acme" and reply.by_brand  # X usernames ignore case
+    assert reply.in_reply_to == post(105)
+
+
+async def test_without_brand_accounts_the_query_is_sent_unchanged(
+        fake: FakeX, connect: Callable[..., TwitterConnector]) -> None:
+    fake.page("brand_reply", requires="from:acme")
+    connector = connect()
+    connector.watch_brand([])
+
+    batch = await connector.fetch(None, NOW)
+
+    assert fake.searches[0]["query"] == "@acme -is:retweet" and batch.items == []
+    assert connector.status(NOW)["brand_replies"] == {"watched": False, "accounts": []}
+
+
+async def test_brand_replies_can_be_switched_off(
+        fake: FakeX, connect: Callable[..., TwitterConnector]) -> None:
+    first_poll_pages(fake)
+    connector = connect(brand_replies=False)
+    connector.watch_brand(["acme"])
+    await connector.fetch(None, NOW)
+    assert {s["query"] for s in fake.searches} == {"@acme -is:retweet"}
+    assert connector.status(NOW)["brand_replies"] == {"watched": False, "accounts": ["acme"]}
+
+
+def test_a_query_too_long_for_x_with_the_brand_clause_stops_the_start() -> None:
+    query = "(" + " OR ".join(f"kargo{n:03d}" for n in range(40)) + ") -is:retweet"
+    config = {"id": "x-brand", "kind": "twitter", "bearer_token": BEARER}
+    assert len(query) == 490
+    connector = TwitterConnector(TwitterSource.model_validate({**config, "query": query}))
+    with pytest.raises(ValueError) as too_long:
+        connector.watch_brand(["acme"])
+    assert str(too_long.value) == (
+        "source 'x-brand': query with the brand's replies `(from:acme is:reply)` added is "
+        "516 characters, over max_query_length 512; shorten query, or set brand_replies: "
+        "false (replies made on X itself then no longer stop the SLA clock)")
+    enterprise = TwitterConnector(TwitterSource.model_validate(
+        {**config, "query": query, "max_query_length": 4096}))
+    enterprise.watch_brand(["acme"])
+    assert enterprise.query == f"({query}) OR (from:acme is:reply)"
+    with pytest.raises(ValueError, match="query is 981 characters; X recent search accepts 512"):
+        TwitterSource.model_validate({**config, "query": query + " " + query})
+
+
+def test_a_brand_account_x_cannot_have_stops_the_start() -> None:
+    connector = TwitterConnector(TwitterSource.model_validate(
+        {"id": "x-brand", "kind": "twitter", "query": "acme", "bearer_token": BEARER}))
+    with pytest.raises(ValueError, match=r"brand_accounts \['acme.support'\] are not X"):
+        connector.watch_brand(["acme", "acme.support"])
+
+
 # --- the monthly read budget -------------------------------------------------------------
 
 
@@ -347,9 +438,9 @@ async def test_read_budget_stretches_the_interval_and_survives_a_restart(
     batch = await connector.fetch(None, NOW)
 
     assert [s["max_results"] for s in fake.searches] == ["20", "17"]
-    assert connector.status(NOW) == {"read_budget": {
+    assert connector.status(NOW)["read_budget"] == {
         "monthly_reads": 20, "used": 5, "remaining": 15,
-        "resets_at": "2026-12-01T00:00:00+00:00"}}
+        "resets_at": "2026-12-01T00:00:00+00:00"}
     # 5 posts a poll: the 15 left last 3 polls, spread over the 185 hours to December
     assert connector.interval(NOW) == MONTH_LEFT / 3
 
@@ -361,7 +452,8 @@ async def test_read_budget_stretches_the_interval_and_survives_a_restart(
     assert restarted.status(NOW)["read_budget"]["remaining"] == 10
     assert restarted.interval(NOW) == MONTH_LEFT / 2
     unlimited = connect()
-    assert unlimited.interval(NOW) is None and unlimited.status(NOW) == {}
+    assert unlimited.interval(NOW) is None
+    assert unlimited.status(NOW) == {"brand_replies": {"watched": False, "accounts": []}}
 
 
 async def test_a_large_budget_never_polls_faster_than_the_interval(
@@ -515,6 +607,44 @@ async def test_polls_store_mentions_and_a_brand_reply_stops_the_clock(
         rejected = list(await session.scalars(select(RejectedItem)))
     assert sorted(r.external_id or "" for r in rejected) == ["", post(202), post(203), post(204)]
     assert all(r.source == "x-brand" for r in rejected)
+    await services.store.close()
+    await coordinator.close()
+
+
+@pytest.mark.parametrize("brand_accounts", [{"twitter": ["acme"]}, {}],
+                         ids=["brand-watched", "no-brand-accounts"])
+async def test_a_reply_made_on_x_itself_stops_the_clock(
+        db_url: str, clock: Any, enricher: Any, fake: FakeX,
+        brand_accounts: dict[str, list[str]]) -> None:
+    """@acme answers Deniz on X, not through Listener: the reply does not match the query
+    `@acme -is:retweet`, and only the `from:acme` clause finds it."""
+    first_poll_pages(fake)
+    fake.page("brand_reply", since_id=post(105), requires="from:acme")
+    config = make_config(db_url, sources=[source(fake)], brand_accounts=brand_accounts)
+    services = build_services(config, clock=clock, enricher=enricher)
+    await prepare_database(services, migrate=True)
+    coordinator = services.coordinator
+    watched = bool(brand_accounts)
+
+    assert await coordinator.poll("x-brand") == "ok"
+    assert (await rows(services))[post(105)].status == "assigned"
+    clock.advance(timedelta(minutes=5))
+    assert await coordinator.poll("x-brand") == "ok"
+
+    stored = await rows(services)
+    sent = {s["query"] for s in fake.searches}
+    assert sent == ({WITH_ACME} if watched else {"@acme -is:retweet"})
+    assert coordinator.sources["x-brand"].status(clock.now())["brand_replies"] == {
+        "watched": watched, "accounts": ["acme"] if watched else []}
+    customer = stored[post(105)]
+    if watched:
+        assert customer.status == "responded"
+        assert customer.first_response_at == datetime(2026, 11, 23, 6, 55, tzinfo=UTC)
+        reply = stored[post(106)]
+        assert (reply.status, reply.assignee, reply.in_reply_to) == ("ignored", None, post(105))
+    else:
+        assert customer.status == "assigned" and customer.first_response_at is None
+        assert post(106) not in stored
     await services.store.close()
     await coordinator.close()
 
