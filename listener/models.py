@@ -115,6 +115,7 @@ class Mention(Base):
         UniqueConstraint("source", "external_id", name="uq_mentions_source_external_id"),
         Index("ix_mentions_status_deadline", "status", "deadline_at"),
         Index("ix_mentions_source_thread", "source", "thread"),
+        Index("ix_mentions_next_alert_at", "next_alert_at"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     source: Mapped[str] = mapped_column(String(100), index=True)
@@ -139,6 +140,12 @@ class Mention(Base):
     first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     response_external_id: Mapped[str | None] = mapped_column(String(200))
     response_url: Mapped[str | None] = mapped_column(Text)
+    # The SLA engine's bookkeeping: how many of the mention's alert moments (warnings,
+    # breach, escalation) are handled, and when the next one is due (NULL: none pending).
+    alerts_fired: Mapped[int] = mapped_column(Integer, default=0)
+    next_alert_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A follow-up after a response runs on a new clock; this points at what it follows.
+    follow_up_of: Mapped[int | None] = mapped_column(Integer)
 
 
 class MentionEvent(Base):
@@ -180,3 +187,5 @@ class OutboxAlert(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     last_error: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(20), default="pending")
+    delivered_in: Mapped[int | None] = mapped_column(Integer)
