@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,6 +17,7 @@ from listener.coordinator import Coordinator
 from listener.gauges import refresh_gauges
 from listener.jobs import Jobs
 from listener.metrics import Metrics
+from listener.models import Mention
 from listener.pipeline.enrich import Enricher
 from listener.pipeline.ingest import Pipeline
 from listener.pipeline.route import Routing
@@ -23,10 +25,15 @@ from listener.services import SERVICES, Services
 from listener.store import Store
 from listener.store.actions import sync_agents
 from listener.web import setup_web
+from responders.alerts.outbox import AlertOutbox
+from sla.engine import AlertRoute, SlaEngine
+from sla.moments import Moment
 from sla.planner import DeadlinePlanner
 
 log = logging.getLogger("listener")
 GAUGE_REFRESH_SECONDS = 15
+# The alert delivery worker; the SLA engine calls its `wake` after writing alerts.
+ALERT_OUTBOX = web.AppKey("alert_outbox", AlertOutbox)
 
 
 def build_services(config: Config, clock: Any = None, enricher: Enricher | None = None) -> Services:
@@ -42,9 +49,12 @@ def build_services(config: Config, clock: Any = None, enricher: Enricher | None 
         metrics,
         brand_accounts=config.brand_accounts,
         clock=clock,
+        follow_up_window=config.sla.next_response_window,
     )
     coordinator = Coordinator(pipeline, store, metrics, clock)
-    services = Services(config, store, metrics, clock, pipeline, coordinator)
+    engine = sla_engine(config, store, metrics, clock, pipeline.planner)
+    pipeline.after_commit = engine.wake
+    services = Services(config, store, metrics, clock, pipeline, coordinator, engine)
     for source in config.sources:
         if not source.enabled:
             continue
@@ -56,6 +66,26 @@ def build_services(config: Config, clock: Any = None, enricher: Enricher | None 
         else:
             services.push_sources[source.id] = connector
     return services
+
+
+def sla_engine(config: Config, store: Store, metrics: Metrics, clock: Any,
+               planner: DeadlinePlanner) -> SlaEngine:
+    routes = [AlertRoute(getattr(alert, "name", None) or f"{alert.kind}-{index}",
+                         frozenset(alert.on))
+              for index, alert in enumerate(config.alerts) if alert.enabled]
+
+    def moments_for(mention: Mention) -> list[Moment]:
+        assert mention.deadline_at is not None
+        return planner.moments(mention.sla_policy, mention.created_at, mention.deadline_at)
+
+    def escalate_to(policy_name: str | None) -> list[str]:
+        policy = planner.policy_named(policy_name)
+        return list(policy.escalate_to) if policy else []
+
+    return SlaEngine(store, moments_for, routes, metrics, clock,
+                     public_url=config.server.public_url,
+                     slack_handles={a.id: a.slack for a in config.agents if a.slack},
+                     escalate_to=escalate_to)
 
 
 def brand_handles(config: Config, source: Any) -> list[str]:
@@ -101,6 +131,8 @@ def init_app(services: Services, migrate: bool = True, background: bool = True) 
     """`background=False` gives tests the web app without pollers and timers."""
     app = web.Application(client_max_size=8 * 1024 * 1024)
     app[SERVICES] = services
+    outbox = app[ALERT_OUTBOX] = AlertOutbox.from_config(
+        services.config, services.store, services.metrics, services.clock)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await prepare_database(services, migrate)
@@ -110,13 +142,20 @@ def init_app(services: Services, migrate: bool = True, background: bool = True) 
             jobs.every(GAUGE_REFRESH_SECONDS, refresh_gauges, services.store, services.metrics,
                        services.clock, job_id="gauges", first_run=services.clock.now())
             jobs.start()
+            outbox.start()
+            services.engine.on_alerts = outbox.wake
+            engine_task = asyncio.create_task(services.engine.run(), name="sla-engine")
         log.info(
             "listener ready: %d polled sources, %d push sources",
             len(services.coordinator.sources),
             len(services.push_sources),
         )
         yield
+        if background:
+            services.engine.stop()
+            await engine_task
         await jobs.drain()
+        await outbox.close()  # after the jobs: alerts they wrote are flushed too
         await services.coordinator.close()
         await services.store.close()
 

@@ -24,13 +24,22 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from connectors import CONNECTORS
-from listener.config_fields import AtRisk, Section, StrList, TimeOfDay, TimeZoneName
+from listener.config_fields import (
+    AtRisk,
+    Duration,
+    Section,
+    StrList,
+    TimeOfDay,
+    TimeZoneName,
+)
 from listener.shifts import Shift
+from responders.alerts import SINKS
 from sla.calendar import BusinessCalendar
 from sla.durations import parse_duration, parse_hours_range
 
@@ -53,6 +62,23 @@ def _first_response(value: Any) -> Any:
 
 
 FirstResponse = Annotated[str | timedelta, BeforeValidator(_first_response)]
+
+
+def _one_or_many(value: Any) -> Any:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be longer than 0s")
+    return value
+
+
+# `at_risk: 1h` and `at_risk: [3h, 1h]` alike; an entry's error names it: `at_risk[1]`.
+AtRiskLevels = Annotated[list[AtRisk], BeforeValidator(_one_or_many)]
+PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
 
 
 class DatabaseConfig(Section):
@@ -105,6 +131,7 @@ class CalendarConfig(Section):
     hours: dict[str, HoursRange] = {day: "09:00-18:00" for day in WEEKDAY_KEYS[:5]}
     holidays: HolidaysConfig | None = None
     closed: list[date] = []
+    open: list[date] = []
 
     @field_validator("hours")
     @classmethod
@@ -113,6 +140,15 @@ class CalendarConfig(Section):
             if day not in WEEKDAY_KEYS:
                 raise ValueError(f"unknown day {day!r}; use {', '.join(WEEKDAY_KEYS)}")
         return hours
+
+    @field_validator("open")
+    @classmethod
+    def _not_also_closed(cls, days: list[date], info: ValidationInfo) -> list[date]:
+        both = sorted(set(days) & set(info.data.get("closed") or ()))
+        if both:
+            raise ValueError(f"{', '.join(map(str, both))} is also in calendar.closed; "
+                             "a date is either open or closed")
+        return days
 
 
 SourceConfig = Annotated[
@@ -179,18 +215,34 @@ class PolicyConfig(Section):
     match: RuleMatch = RuleMatch()
     first_response: FirstResponse = "same_day"
     cutoff: TimeOfDay | None = None
-    at_risk: AtRisk | None = None
+    at_risk: AtRiskLevels = []
+    escalate_after: PositiveDuration | None = None
+    escalate_to: StrList = []
+    next_response: PositiveDuration | None = None
+
+    @field_validator("escalate_to")
+    @classmethod
+    def _needs_escalate_after(cls, names: list[str], info: ValidationInfo) -> list[str]:
+        """Names without a time would never be told; `cross_checks` checks the names."""
+        if names and info.data.get("escalate_after") is None and "escalate_after" in info.data:
+            raise ValueError("set escalate_after too: when to escalate past the deadline")
+        return names
 
 
 class SlaConfig(Section):
     policies: list[PolicyConfig] = []
+    next_response_window: PositiveDuration = timedelta(hours=24)
 
 
-class AlertConfig(Section):
-    kind: Literal["slack"]
-    webhook_url: SecretStr
-    enabled: bool = True
-    on: list[Literal["at_risk", "breached", "escalated", "spike"]] = ["at_risk", "breached"]
+# The lists whose entries are picked by `kind`, and the registry that knows the kinds.
+UNION_KINDS: dict[str, dict[str, Any]] = {"sources": CONNECTORS, "alerts": SINKS}
+
+# Each sink kind declares its own model (`responders/alerts/<kind>.py`); keys every sink
+# has (name, enabled, on, group_window, timeout) are in `responders.alerts.base.SinkConfig`.
+AlertConfig = Annotated[
+    functools.reduce(operator.or_, (s.Config for s in SINKS.values())),
+    Field(discriminator="kind"),
+]
 
 
 class Config(Section):
@@ -204,6 +256,19 @@ class Config(Section):
     routing: RoutingConfig = RoutingConfig()
     sla: SlaConfig = SlaConfig()
     alerts: list[AlertConfig] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_alert_sinks(cls, data: Any) -> Any:
+        """An unnamed sink is `<kind>-<index>` (`slack-0`). Outbox rows and metrics carry
+        the name: set one to keep them attached when the list is reordered."""
+        alerts = data.get("alerts") if isinstance(data, dict) else None
+        if not isinstance(alerts, list):
+            return data
+        named = [{**a, "name": f"{a.get('kind')}-{i}"}
+                 if isinstance(a, dict) and not a.get("name") else a
+                 for i, a in enumerate(alerts)]
+        return {**data, "alerts": named}
 
     @property
     def tz(self) -> ZoneInfo:
@@ -250,7 +315,7 @@ def format_loc(loc: tuple[Any, ...]) -> str:
     for i, item in enumerate(loc):
         if isinstance(item, int):
             parts.append(f"[{item}]")
-        elif (loc[0] == "sources" and i == 2 and item in CONNECTORS) or item.startswith(
+        elif (i == 2 and item in UNION_KINDS.get(loc[0], ())) or item.startswith(
             "function-"
         ):
             continue
@@ -286,11 +351,13 @@ def parse_config(data: Any) -> Config:
 
 
 def _kind_message(error: Any) -> str:
-    known = ", ".join(CONNECTORS)
+    section = error["loc"][0] if error.get("loc") else "sources"
+    known = ", ".join(UNION_KINDS.get(section, CONNECTORS))
+    noun = "alert sink" if section == "alerts" else "source"
     tag = (error.get("ctx") or {}).get("tag")
     if tag is None:
-        return f"every source needs a kind: one of {known}"
-    return f"unknown source kind {tag!r}; this version knows {known}"
+        return f"every {noun} needs a kind: one of {known}"
+    return f"unknown {noun} kind {tag!r}; this version knows {known}"
 
 
 def _mask(message: str, secrets: set[str]) -> str:
@@ -309,11 +376,21 @@ def cross_checks(config: Config) -> list[tuple[str, str]]:
             if item.id in seen:
                 problems.append((f"{section}[{index}].id", f"id {item.id!r} is used twice"))
             seen.add(item.id)
+    names: set[str] = set()
+    for index, alert in enumerate(config.alerts):
+        if alert.name in names:
+            problems.append((f"alerts[{index}].name", f"name {alert.name!r} is used twice"))
+        names.add(alert.name)
     known = {a.id for a in config.agents} | {t for a in config.agents for t in a.teams}
     for index, rule in enumerate(config.routing.rules):
         for name in rule.agents:
             if name not in known:
                 problems.append((f"routing.rules[{index}].agents",
+                                 f"{name!r} is neither an agent id nor a team of any agent"))
+    for index, policy in enumerate(config.sla.policies):
+        for name in policy.escalate_to:
+            if name not in known:
+                problems.append((f"sla.policies[{index}].escalate_to",
                                  f"{name!r} is neither an agent id nor a team of any agent"))
     return problems
 

@@ -1,4 +1,5 @@
-"""`listener sla explain`: recompute a mention's deadline and show every calendar step."""
+"""`listener sla explain`: recompute a mention's deadline and show every calendar step,
+then the alert moments the SLA engine works through for the stored deadline."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from listener.humanize import time_left
 from listener.models import Customer
 from listener.services import Services
 from listener.store import queries as q
+from sla.moments import Moment
 from sla.policy import MentionFacts, select_policy, sla_state
 
 
@@ -43,7 +45,12 @@ async def explain(services: Services, mention_id: int) -> tuple[str, bool]:
         )
         return "\n".join(lines), True
     lines.append(f"policy: {policy.name} (first match of {len(planner.policies)})")
-    deadline = planner.plan(facts, mention.created_at)
+    if mention.follow_up_of is not None:
+        lines.append(f"follow-up of mention {mention.follow_up_of}: a new clock from when "
+                     "the customer wrote again")
+        deadline = planner.plan_follow_up(facts, mention.created_at)
+    else:
+        deadline = planner.plan(facts, mention.created_at)
     assert deadline is not None
     lines.extend(f"  {step}" for step in deadline.steps)
     if mention.deadline_at and mention.deadline_at != deadline.deadline_at:
@@ -51,8 +58,21 @@ async def explain(services: Services, mention_id: int) -> tuple[str, bool]:
             f"stored deadline {mention.deadline_at.astimezone(tz).isoformat()} differs: "
             "the config changed since it was computed"
         )
+    if mention.deadline_at is not None:
+        moments = planner.moments(mention.sla_policy, mention.created_at, mention.deadline_at)
+        lines.append("alert moments (stored deadline):")
+        for number, moment in enumerate(moments):
+            handled = " (handled)" if number < (mention.alerts_fired or 0) else ""
+            lines.append(f"  {_moment_name(moment)} {moment.at.astimezone(tz):%Y-%m-%d %H:%M}"
+                         f"{handled}")
     state = sla_state(mention.deadline_at, mention.at_risk_at, mention.first_response_at, now)
     lines.append(
         f"state now: {state} ({time_left(mention.deadline_at, now, mention.first_response_at)})"
     )
     return "\n".join(lines), True
+
+
+def _moment_name(moment: Moment) -> str:
+    if moment.kind == "at_risk":
+        return f"at-risk warning {moment.index + 1}"
+    return "breach" if moment.kind == "breached" else "escalation"

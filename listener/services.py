@@ -17,6 +17,7 @@ from listener.metrics import Metrics
 from listener.pipeline.ingest import Pipeline
 from listener.store import Store
 from responders.drafts import Drafter
+from sla.engine import SlaEngine
 
 
 @dataclass
@@ -27,6 +28,7 @@ class Services:
     clock: Any
     pipeline: Pipeline
     coordinator: Coordinator
+    engine: SlaEngine
     push_sources: dict[str, Any] = field(default_factory=dict)
     drafter: Drafter = field(default_factory=Drafter)
 

@@ -21,6 +21,8 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MINUTES_PER_DAY = 24 * 60
 # A calendar with no open day in this many days is treated as broken, not as "wait".
 _SEARCH_DAYS = 3 * 366
+# Hours of an extra open date whose weekday has none configured (a Saturday campaign).
+OPEN_DATE_HOURS = (9 * 60, 18 * 60)
 
 
 def format_minutes(minutes: int) -> str:
@@ -30,13 +32,16 @@ def format_minutes(minutes: int) -> str:
 
 @dataclass(frozen=True)
 class BusinessCalendar:
-    """Weekly opening hours in one time zone, minus public holidays and closed dates.
+    """Weekly opening hours in one time zone, minus public holidays and closed dates,
+    plus extra open dates.
 
     `hours` maps weekday (0 = Monday) to (open, close) in minutes since midnight; a
     missing weekday is closed. Half-day holidays (e.g. the eve of a Turkish national
     holiday) close at `half_day_close`, and stay closed if they would open after it.
     `holiday_country` is a `holidays` country code, optionally with a subdivision
-    ("DE-BY").
+    ("DE-BY"). An `open_dates` day is worked whatever else says (a Saturday campaign, a
+    holiday the team covers): it has its weekday's hours in full, or OPEN_DATE_HOURS
+    when that weekday has none. A date cannot be both open and closed.
     """
 
     tz: ZoneInfo
@@ -44,6 +49,7 @@ class BusinessCalendar:
     closed_dates: frozenset[date] = frozenset()
     holiday_country: str | None = None
     half_day_close: int = 13 * 60
+    open_dates: frozenset[date] = frozenset()
     # year → {date: (category, name)}; filled lazily, one `holidays` lookup per year.
     _holidays_by_year: dict[int, dict[date, tuple[str, str]]] = field(
         default_factory=dict, init=False, repr=False, compare=False
@@ -62,6 +68,10 @@ class BusinessCalendar:
             hours[weekday] = (opens, closes)
         object.__setattr__(self, "hours", MappingProxyType(hours))
         object.__setattr__(self, "closed_dates", frozenset(self.closed_dates))
+        object.__setattr__(self, "open_dates", frozenset(self.open_dates))
+        both = sorted(self.closed_dates & self.open_dates)
+        if both:
+            raise ValueError(f"{', '.join(map(str, both))} cannot be both open and closed")
         if not 0 <= self.half_day_close <= MINUTES_PER_DAY:
             raise ValueError(f"half_day_close must be within the day, got {self.half_day_close}")
         if self.holiday_country is not None:
@@ -69,7 +79,7 @@ class BusinessCalendar:
 
     def __hash__(self) -> int:
         return hash((self.tz, tuple(sorted(self.hours.items())), self.closed_dates,
-                     self.holiday_country, self.half_day_close))
+                     self.holiday_country, self.half_day_close, self.open_dates))
 
     @classmethod
     def from_config(
@@ -78,6 +88,7 @@ class BusinessCalendar:
         hours: Mapping[str, str],
         holiday_country: str | None = None,
         closed: Iterable[date | str] = (),
+        open_dates: Iterable[date | str] = (),
     ) -> BusinessCalendar:
         """Build from config values: {"mon": "09:00-18:00", ...} and ISO dates."""
         try:
@@ -90,7 +101,8 @@ class BusinessCalendar:
             if name not in WEEKDAYS:
                 raise ValueError(f"unknown weekday {key!r}, expected one of {', '.join(WEEKDAYS)}")
             weekly[WEEKDAYS.index(name)] = parse_hours_range(text)
-        return cls(tz, weekly, frozenset(_as_date(day) for day in closed), holiday_country)
+        return cls(tz, weekly, frozenset(_as_date(day) for day in closed), holiday_country,
+                   open_dates=frozenset(_as_date(day) for day in open_dates))
 
     # -- one day -----------------------------------------------------------------------
 
@@ -107,8 +119,8 @@ class BusinessCalendar:
 
     def day_status(self, day: date) -> str:
         """Why `day` is open, short or closed, in words (for `listener sla explain`)."""
-        status = self._schedule(day)[1]
-        if status == "open" and self._utc_interval(day) is None:
+        hours, status = self._schedule(day)
+        if hours is not None and self._utc_interval(day) is None:
             return "open hours skipped by a DST change"
         return status
 
@@ -205,6 +217,8 @@ class BusinessCalendar:
 
     def _schedule(self, day: date) -> tuple[tuple[int, int] | None, str]:
         """Local (open, close) minutes for `day`, or None, with the reason in words."""
+        if day in self.open_dates:
+            return self.hours.get(day.weekday(), OPEN_DATE_HOURS), "extra open date"
         if day in self.closed_dates:
             return None, "closed date"
         holiday = self._holiday(day)

@@ -1,8 +1,8 @@
-"""Which SLA policy applies to a mention, when its first response is due, and its state.
+"""Which SLA policy applies to a mention, when its response is due, and its state.
 
 Pure functions of their arguments: `now` is passed in, never read. Every deadline keeps
 the reasoning that produced it (`Deadline.steps`) so `listener sla explain` can show why a
-mention is due when it is.
+mention is due when it is, when it warns and when it escalates.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from sla.calendar import MINUTES_PER_DAY, BusinessCalendar, as_utc, format_minut
 from sla.durations import format_duration
 
 SAME_DAY = "same_day"
+# One at-risk threshold: business time left (timedelta) or the fraction of the total left.
+AtRiskLevel = timedelta | float
 SLA_STATES = ("on_track", "at_risk", "breached", "met", "missed")
 _DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
@@ -54,15 +56,24 @@ class PolicyMatch:
 @dataclass(frozen=True)
 class Policy:
     """first_response is "same_day" or a business-time duration; cutoff is minutes since
-    midnight (same_day only; None lets closing time act as the cutoff); at_risk is the
-    business time or the fraction of the total that is left when the mention turns at risk.
+    midnight (same_day only; None lets closing time act as the cutoff).
+
+    at_risk: the thresholds at which to warn, each the business time or the fraction of
+    the total that is left; given as one value, a sequence or None, kept as a tuple (empty:
+    no warning). escalate_after: business time past the deadline at which an unanswered
+    mention escalates to `escalate_to` (agent ids or team names). next_response: business
+    time allowed for a reply when the customer writes again after a response; None applies
+    the first_response rule to the follow-up.
     """
 
     name: str
     match: PolicyMatch
     first_response: str | timedelta
     cutoff: int | None = None
-    at_risk: timedelta | float | None = None
+    at_risk: tuple[AtRiskLevel, ...] | Sequence[AtRiskLevel] | AtRiskLevel | None = ()
+    escalate_after: timedelta | None = None
+    escalate_to: tuple[str, ...] = ()
+    next_response: timedelta | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.first_response, timedelta):
@@ -73,20 +84,50 @@ class Policy:
                              f"or a duration, got {self.first_response!r}")
         if self.cutoff is not None and not 0 <= self.cutoff <= MINUTES_PER_DAY:
             raise ValueError(f"policy {self.name}: cutoff must be within the day")
-        if isinstance(self.at_risk, timedelta) and self.at_risk < timedelta(0):
-            raise ValueError(f"policy {self.name}: at_risk must not be negative")
-        if isinstance(self.at_risk, float | int) and not 0 < self.at_risk <= 1:
-            raise ValueError(f"policy {self.name}: at_risk fraction must be in (0, 1]")
+        levels = self.at_risk
+        if levels is None:
+            levels = ()
+        elif isinstance(levels, timedelta | float | int):
+            levels = (levels,)
+        object.__setattr__(self, "at_risk", tuple(levels))
+        for level in self.at_risk:
+            if isinstance(level, timedelta) and level < timedelta(0):
+                raise ValueError(f"policy {self.name}: at_risk must not be negative")
+            if not isinstance(level, timedelta) and not 0 < level <= 1:
+                raise ValueError(f"policy {self.name}: at_risk fraction must be in (0, 1]")
+        object.__setattr__(self, "escalate_to", tuple(self.escalate_to))
+        if self.escalate_after is not None and self.escalate_after <= timedelta(0):
+            # Zero would put the escalation on the breach's instant, where only one of
+            # the two moments can be alerted.
+            raise ValueError(f"policy {self.name}: escalate_after must be positive")
+        if self.escalate_to and self.escalate_after is None:
+            raise ValueError(f"policy {self.name}: escalate_to needs escalate_after")
+        if self.next_response is not None and self.next_response <= timedelta(0):
+            raise ValueError(f"policy {self.name}: next_response must be positive")
 
 
 @dataclass(frozen=True)
 class Deadline:
-    """When the first response is due (aware UTC), when it turns at risk, and why."""
+    """When the response is due (aware UTC), when it warns and escalates, and why.
+
+    `warnings` are all at-risk moments, sorted and distinct, none before the clock started
+    nor after the deadline; `at_risk_at` is the first of them (the dashboard's amber state).
+    Left out, `warnings` is just `at_risk_at`. `escalate_at` is None without escalation.
+    """
 
     policy: str
     deadline_at: datetime
     at_risk_at: datetime | None
     steps: tuple[str, ...]
+    warnings: tuple[datetime, ...] | None = None
+    escalate_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.warnings is None:
+            warnings = () if self.at_risk_at is None else (self.at_risk_at,)
+            object.__setattr__(self, "warnings", warnings)
+        elif (self.warnings[0] if self.warnings else None) != self.at_risk_at:
+            raise ValueError("at_risk_at must be the first of the warnings")
 
 
 def select_policy(policies: Sequence[Policy], facts: MentionFacts) -> Policy | None:
@@ -97,15 +138,51 @@ def select_policy(policies: Sequence[Policy], facts: MentionFacts) -> Policy | N
 def compute_deadline(policy: Policy, calendar: BusinessCalendar, created_at: datetime) -> Deadline:
     """The deadline for a mention posted at `created_at` (the source's time, not ours)."""
     created = as_utc(created_at)
-    local = created.astimezone(calendar.tz)
+    steps = [f"policy {policy.name}", f"posted {_when(calendar, created)}"]
+    deadline_at = _first_response(policy, calendar, created, steps)
+    return _complete(policy, calendar, created, deadline_at, steps)
+
+
+def compute_next_deadline(policy: Policy, calendar: BusinessCalendar,
+                          written_at: datetime) -> Deadline:
+    """The deadline for the reply to a customer who wrote again, at `written_at`, after a
+    response: `next_response` of business time, or the first_response rule without it."""
+    written = as_utc(written_at)
     steps = [f"policy {policy.name}",
-             f"posted {local:%Y-%m-%d %H:%M} {calendar.tz.key} ({_DAY_NAMES[local.weekday()]})"]
-    if isinstance(policy.first_response, timedelta):
-        deadline_at = _after_business_time(policy.first_response, calendar, created, steps)
+             f"next response: the customer wrote again {_when(calendar, written)}"]
+    if policy.next_response is None:
+        steps.append("next response: no next_response set, so the first_response rule applies")
+        deadline_at = _first_response(policy, calendar, written, steps)
     else:
-        deadline_at = _same_day(policy.cutoff, calendar, created, steps)
-    at_risk_at = _at_risk(policy.at_risk, calendar, created, deadline_at, steps)
-    return Deadline(policy.name, deadline_at, at_risk_at, tuple(steps))
+        deadline_at = _after_business_time(policy.next_response, calendar, written, steps,
+                                           what="next response ")
+    return _complete(policy, calendar, written, deadline_at, steps)
+
+
+def warning_moments(
+    at_risk: Sequence[AtRiskLevel], calendar: BusinessCalendar, started_at: datetime,
+    deadline_at: datetime,
+) -> tuple[datetime, ...]:
+    """The at-risk moments (UTC) of a clock that started at `started_at`: sorted, distinct,
+    within [started_at, deadline_at]."""
+    found = _warnings(at_risk, calendar, as_utc(started_at), as_utc(deadline_at))
+    return tuple(sorted({moment for moment, _ in found}))
+
+
+def escalation_moment(policy: Policy, calendar: BusinessCalendar,
+                      deadline_at: datetime) -> datetime | None:
+    """When an unanswered mention escalates: `escalate_after` of business time past the
+    deadline, None when the policy does not escalate.
+
+    Business time, like every other SLA duration: "1h past the breach" for a deadline at
+    17:30 with closing at 18:00 is 09:30 the next morning, when the person escalated to is
+    at work to act, rather than 18:30 when nobody is. A team that wants wall-clock
+    escalation works around the clock, and then its calendar is 00:00-24:00 every day and
+    the two readings agree.
+    """
+    if policy.escalate_after is None:
+        return None
+    return calendar.add_business_time(deadline_at, policy.escalate_after)
 
 
 def sla_state(
@@ -124,6 +201,34 @@ def sla_state(
     if at_risk_at is not None and now >= at_risk_at:
         return "at_risk"
     return "on_track"
+
+
+def _first_response(policy: Policy, calendar: BusinessCalendar, started: datetime,
+                    steps: list[str]) -> datetime:
+    if isinstance(policy.first_response, timedelta):
+        return _after_business_time(policy.first_response, calendar, started, steps)
+    return _same_day(policy.cutoff, calendar, started, steps)
+
+
+def _complete(policy: Policy, calendar: BusinessCalendar, started: datetime,
+              deadline_at: datetime, steps: list[str]) -> Deadline:
+    """Add the warnings and the escalation, with their steps, to a computed deadline."""
+    found = _warnings(policy.at_risk, calendar, started, deadline_at)
+    steps.extend(text for _, text in found)
+    warnings = tuple(sorted({moment for moment, _ in found}))
+    escalate_at = escalation_moment(policy, calendar, deadline_at)
+    if escalate_at is not None:
+        assert policy.escalate_after is not None
+        to = f" to {', '.join(policy.escalate_to)}" if policy.escalate_to else ""
+        steps.append(f"escalates{to} {format_duration(policy.escalate_after)} of business "
+                     f"time after the deadline → {_format(escalate_at.astimezone(calendar.tz))}")
+    return Deadline(policy.name, deadline_at, warnings[0] if warnings else None, tuple(steps),
+                    warnings, escalate_at)
+
+
+def _when(calendar: BusinessCalendar, moment: datetime) -> str:
+    local = moment.astimezone(calendar.tz)
+    return f"{local:%Y-%m-%d %H:%M} {calendar.tz.key} ({_DAY_NAMES[local.weekday()]})"
 
 
 def _same_day(
@@ -164,9 +269,10 @@ def _due_at_closing(closes: datetime, steps: list[str]) -> datetime:
 
 
 def _after_business_time(
-    duration: timedelta, calendar: BusinessCalendar, created: datetime, steps: list[str]
+    duration: timedelta, calendar: BusinessCalendar, created: datetime, steps: list[str],
+    what: str = "",
 ) -> datetime:
-    steps.append(f"counts {format_duration(duration)} of business time")
+    steps.append(f"{what}counts {format_duration(duration)} of business time")
     deadline_at = calendar.add_business_time(created, duration)
     clock_starts = calendar.subtract_business_time(deadline_at, duration)
     if clock_starts > created:
@@ -176,30 +282,32 @@ def _after_business_time(
     return deadline_at
 
 
-def _at_risk(
-    at_risk: timedelta | float | None,
+def _warnings(
+    at_risk: Sequence[AtRiskLevel],
     calendar: BusinessCalendar,
     created: datetime,
     deadline_at: datetime,
-    steps: list[str],
-) -> datetime | None:
-    if at_risk is None:
-        return None
+) -> list[tuple[datetime, str]]:
+    """(moment, step) per threshold, in time order; thresholds may share a moment."""
+    if not at_risk:
+        return []
     total = calendar.business_time_between(created, deadline_at)
-    if isinstance(at_risk, timedelta):
-        left, text = at_risk, f"at risk {format_duration(at_risk)} before"
-    else:
-        left = total * at_risk
-        text = f"at risk when {at_risk * 100:g}% ({format_duration(left)}) is left"
-    if left > total:
-        at_risk_at = created
-        text += f", more than the {format_duration(total)} available: at risk from the start"
-    else:
-        at_risk_at = max(created, calendar.subtract_business_time(deadline_at, left))
-    local, due = at_risk_at.astimezone(calendar.tz), deadline_at.astimezone(calendar.tz)
-    shown = f"{local:%H:%M}" if local.date() == due.date() else _format(local)
-    steps.append(f"{text} → {shown}")
-    return at_risk_at
+    found = []
+    for level in at_risk:
+        if isinstance(level, timedelta):
+            left, text = level, f"at risk {format_duration(level)} before"
+        else:
+            left = total * level
+            text = f"at risk when {level * 100:g}% ({format_duration(left)}) is left"
+        if left > total:
+            at_risk_at = created
+            text += f", more than the {format_duration(total)} available: at risk from the start"
+        else:
+            at_risk_at = max(created, calendar.subtract_business_time(deadline_at, left))
+        local, due = at_risk_at.astimezone(calendar.tz), deadline_at.astimezone(calendar.tz)
+        shown = f"{local:%H:%M}" if local.date() == due.date() else _format(local)
+        found.append((at_risk_at, f"{text} → {shown}"))
+    return sorted(found, key=lambda pair: pair[0])
 
 
 def _format(moment: datetime) -> str:

@@ -81,6 +81,7 @@ def test_check_config_lists_every_error_with_its_key_path(tmp_path: Path) -> Non
         "routing.rules[0].match.colour:": "not permitted",
         "sla.policies[0].first_response:": "soon",
         "alerts[0].on[1]:": "at_risk",
+        "alerts[0].webhook_url:": "required while the sink is enabled",
     }
     for key, detail in expected.items():
         found = [line for line in lines if line.strip().startswith(key)]
@@ -300,6 +301,9 @@ def test_every_config_key_appears_in_the_example() -> None:
     source_kinds = _models_in(Config.model_fields["sources"].annotation)
     assert len(source_kinds) >= 8
     assert all(seen.get(kind) for kind in source_kinds), "a source kind has no example entry"
+    sink_kinds = _models_in(Config.model_fields["alerts"].annotation)
+    assert len(sink_kinds) >= 4
+    assert all(seen.get(kind) for kind in sink_kinds), "an alert sink kind has no example entry"
     names = {m.__name__ for m in seen}
     assert {
         "ServerConfig",
@@ -309,7 +313,7 @@ def test_every_config_key_appears_in_the_example() -> None:
         "RoutingRuleConfig",
         "RuleMatch",
         "PolicyConfig",
-        "AlertConfig",
+        "SlackSinkConfig",
         "HtmlSelectors",
     } <= names
     assert _undocumented(seen) == [], "add these keys to config.example.yaml"

@@ -9,12 +9,15 @@ from pydantic import BaseModel
 
 from connectors.base import SourceConfig
 from listener.config import Config
+from responders.alerts.base import SinkConfig
 from tests.test_config import _kind_of, _models_in
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 HEADING = re.compile(r"^(#{2,6})\s+(.*)$")
 ROW_KEY = re.compile(r"^\|\s*`([^`]+)`")
 COMMON_SOURCE_KEYS = "sources: keys every source has"
+# Lists picked by `kind`: keys every kind shares are documented once, in this section.
+COMMON_KEYS = ((SourceConfig, COMMON_SOURCE_KEYS), (SinkConfig, "alerts: keys every sink has"))
 
 
 def sections(markdown: str) -> dict[str, set[str]]:
@@ -41,8 +44,8 @@ def documented_models() -> list[tuple[str, type[BaseModel]]]:
             submodels = _models_in(field.annotation)
             for sub in submodels:
                 if len(submodels) > 1:
-                    title = f"sources kind {_kind_of(sub)}"
-                elif path.startswith("sources kind"):
+                    title = f"{name} kind {_kind_of(sub)}"
+                elif " kind " in path:
                     title = f"{path}: {name}"
                 else:
                     title = f"{path}.{name}" if path else name
@@ -56,7 +59,6 @@ def documented_models() -> list[tuple[str, type[BaseModel]]]:
 
 def undocumented(markdown: str) -> list[str]:
     documented = sections(markdown)
-    common = documented.get(COMMON_SOURCE_KEYS, set())
     missing = []
     for title, model in documented_models():
         keys = documented.get(title)
@@ -65,9 +67,13 @@ def undocumented(markdown: str) -> list[str]:
             continue
         for name, field in model.model_fields.items():
             spellings = {name, field.alias} - {None}
-            shared = issubclass(model, SourceConfig) and (name == "kind" or any(
-                name in base.model_fields for base in model.__mro__[1:]
-                if isinstance(base, type) and issubclass(base, SourceConfig)))
+            shared, common = False, set()
+            for family, section in COMMON_KEYS:
+                if issubclass(model, family):
+                    common = documented.get(section, set())
+                    shared = name == "kind" or any(
+                        name in base.model_fields for base in model.__mro__[1:]
+                        if isinstance(base, type) and issubclass(base, family))
             if not spellings & keys and not (shared and spellings & common):
                 missing.append(f"{title}: {name}")
     return missing

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from connectors.base import RawItem, Rejected
@@ -21,7 +21,7 @@ from listener.pipeline.normalize import normalize
 from listener.pipeline.route import Routing
 from listener.router import Decision
 from listener.store import IngestTx, Store
-from listener.store.ingest import AuthorLink
+from listener.store.ingest import AnsweredMention, AuthorLink
 from sla.planner import DeadlinePlanner
 from sla.policy import MentionFacts
 
@@ -46,6 +46,24 @@ class SourceInfo:
     channel: str | None = None
 
 
+def find_follow_up(item: RawItem, source: str, customer_id: int,
+                   answered: Sequence[AnsweredMention], window: timedelta) -> int | None:
+    """The answered mention this one follows up, if any: the latest one answered before
+    it in the same thread, or from the same customer within `window` of that answer."""
+    best: AnsweredMention | None = None
+    for earlier in answered:
+        if earlier.first_response_at > item.created_at:
+            continue
+        same_thread = bool(item.thread) and earlier.source == source and \
+            earlier.thread == item.thread
+        same_customer = earlier.customer_id == customer_id and \
+            item.created_at - earlier.first_response_at <= window
+        if (same_thread or same_customer) and (
+                best is None or earlier.first_response_at > best.first_response_at):
+            best = earlier
+    return best.id if best else None
+
+
 class Pipeline:
     def __init__(
         self,
@@ -56,8 +74,10 @@ class Pipeline:
         metrics: Metrics,
         brand_accounts: dict[str, Sequence[str]] | None = None,
         clock: Any = None,
+        follow_up_window: timedelta = timedelta(hours=24),
     ):
         self.store = store
+        self.follow_up_window = follow_up_window
         self.enricher = enricher
         self.routing = routing
         self.planner = planner
@@ -68,6 +88,7 @@ class Pipeline:
         }
         self.clock = clock or SystemClock()
         self.before_commit: Callable[[], None] | None = None
+        self.after_commit: Callable[[], None] | None = None
 
     def is_brand(self, item: RawItem, source: SourceInfo) -> bool:
         """`brand_accounts` is keyed by channel; the source's kind also works, so
@@ -105,6 +126,8 @@ class Pipeline:
             if self.before_commit is not None:
                 self.before_commit()
         self._count(source.id, result)
+        if self.after_commit is not None and result.stored:
+            self.after_commit()
         return result
 
     async def _store_fresh(self, tx: IngestTx, source: SourceInfo, fresh: list[RawItem],
@@ -113,16 +136,24 @@ class Pipeline:
         links = await tx.link_authors(((i.channel, i.author) for i in fresh), now)
         loads = await tx.open_counts()
         last = await tx.last_assigned()
+        answered = await tx.answered_conversations(
+            source.id, {link.customer_id for link in links.values()},
+            {item.thread for item in fresh if item.thread},
+            min(item.created_at for item in fresh) - self.follow_up_window)
         rows, events = [], {}
         for item in fresh:
             queued = queue_after is None or item.created_at >= queue_after
             link = links[(item.channel, item.author.handle)]
-            values, decision = self._plan(source, item, link, now, queued, loads, last)
+            follows = find_follow_up(item, source.id, link.customer_id, answered,
+                                     self.follow_up_window)
+            values, decision = self._plan(source, item, link, now, queued, loads, last,
+                                          follows)
             if decision is not None and decision.agent_id:
                 loads[decision.agent_id] = loads.get(decision.agent_id, 0) + 1
                 last = decision.agent_id
             rows.append(values)
-            events[item.external_id] = self._events(source, item, now, queued, decision)
+            events[item.external_id] = self._events(source, item, now, queued, decision,
+                                                    values["follow_up_of"])
         ids = await tx.insert_mentions(rows)
         result.duplicates += len(rows) - len(ids)
         await tx.add_events([{**event, "mention_id": ids[external_id]}
@@ -139,9 +170,10 @@ class Pipeline:
                     item.thread, reply_id=item.external_id, reply_url=item.url)
 
     def _plan(self, source: SourceInfo, item: RawItem, link: AuthorLink, now: datetime,
-              queued: bool, loads: dict[str, int], last: str | None
+              queued: bool, loads: dict[str, int], last: str | None, follows: int | None
               ) -> tuple[dict[str, Any], Decision | None]:
-        """The row to insert and the routing decision: enrich, deadline, route."""
+        """The row to insert and the routing decision: enrich, deadline, route. A follow-up
+        after a response gets a new clock under the policy's `next_response` rule."""
         enrichment = self.enricher.enrich(item.text, item.author.followers, item.lang)
         values: dict[str, Any] = {
             "source": source.id, "channel": item.channel, "external_id": item.external_id,
@@ -151,28 +183,36 @@ class Pipeline:
             "ingested_at": now, "status": "new", "in_reply_to": item.in_reply_to,
             "thread": item.thread,
             "assignee": None, "sla_policy": None, "deadline_at": None, "at_risk_at": None,
+            "next_alert_at": None, "alerts_fired": 0, "follow_up_of": None,
         }
         if self.is_brand(item, source) or not queued:
             values["status"] = "ignored"
             return values, None
         facts = MentionFacts(channel=item.channel, source=source.id, lang=enrichment.lang,
                              segment=link.segment, priority=enrichment.priority)
-        deadline = self.planner.plan(facts, item.created_at)
+        if follows is not None:
+            values["follow_up_of"] = follows
+            deadline = self.planner.plan_follow_up(facts, item.created_at)
+        else:
+            deadline = self.planner.plan(facts, item.created_at)
         if deadline is not None:
             values.update(sla_policy=deadline.policy, deadline_at=deadline.deadline_at,
-                          at_risk_at=deadline.at_risk_at)
+                          at_risk_at=deadline.at_risk_at,
+                          next_alert_at=deadline.at_risk_at or deadline.deadline_at)
         decision = self.routing.decide(facts, loads, now, last)
         if decision.agent_id:
             values.update(assignee=decision.agent_id, status="assigned")
         return values, decision
 
     def _events(self, source: SourceInfo, item: RawItem, now: datetime, queued: bool,
-                decision: Decision | None) -> list[dict[str, Any]]:
+                decision: Decision | None, follows: int | None) -> list[dict[str, Any]]:
         reason = ("brand account" if self.is_brand(item, source)
                   else None if queued else "older than the backfill window")
         data: dict[str, Any] = {"reason": reason}
         if item.note:
             data["note"] = item.note
+        if follows is not None:
+            data["follow_up_of"] = follows
         events = [{"kind": "ingested", "at": now, "actor": source.id, "data": data}]
         if decision is not None:
             events.append({"kind": "assigned" if decision.agent_id else "unassigned",

@@ -72,6 +72,7 @@ async def mark_responded(
         )
     mention.first_response_at = now
     mention.status = "responded"
+    mention.next_alert_at = None
     if reply is not None:
         mention.response_external_id = reply.external_id
         mention.response_url = reply.url

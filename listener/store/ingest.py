@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, tuple_
+from sqlalchemy import and_, func, insert, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,6 +40,15 @@ def _refresh(row: Author, seen: RawAuthor) -> None:
         row.email = seen.email
 
 
+@dataclass(frozen=True)
+class AnsweredMention:
+    id: int
+    customer_id: int | None
+    source: str
+    thread: str | None
+    first_response_at: datetime
+
+
 class IngestTx:
     def __init__(self, session: AsyncSession):
         self.session = session
@@ -59,6 +68,25 @@ class IngestTx:
             )
             found.update(rows)
         return found
+
+    async def answered_conversations(self, source: str, customer_ids: set[int],
+                                     threads: set[str], since: datetime
+                                     ) -> list[AnsweredMention]:
+        """Answered mentions a new one may follow up: the customers' answered since
+        `since`, and any answered in these threads of this source."""
+        conditions = []
+        if customer_ids:
+            conditions.append(and_(Mention.customer_id.in_(customer_ids),
+                                   Mention.first_response_at >= since))
+        if threads:
+            conditions.append(and_(Mention.source == source, Mention.thread.in_(threads)))
+        if not conditions:
+            return []
+        rows = await self.session.execute(
+            select(Mention.id, Mention.customer_id, Mention.source, Mention.thread,
+                   Mention.first_response_at)
+            .where(Mention.first_response_at.is_not(None), or_(*conditions)))
+        return [AnsweredMention(*row) for row in rows]
 
     async def open_counts(self) -> dict[str, int]:
         return await open_counts(self.session)
@@ -222,6 +250,7 @@ class IngestTx:
         for parent in answered:
             parent.first_response_at = max(replied_at, parent.created_at)
             parent.status = "responded"
+            parent.next_alert_at = None
             parent.response_external_id = reply_id
             parent.response_url = reply_url
             self.add_event(parent.id, "responded", replied_at, handle,

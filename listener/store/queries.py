@@ -228,7 +228,7 @@ async def sla_summary(session: AsyncSession, now: datetime) -> dict[str, Any]:
 
 
 async def pending_alerts(session: AsyncSession) -> int:
-    query = select(func.count()).select_from(OutboxAlert).where(OutboxAlert.sent_at.is_(None))
+    query = select(func.count()).select_from(OutboxAlert).where(OutboxAlert.state == "pending")
     return await session.scalar(query) or 0
 
 

@@ -13,9 +13,12 @@ from aiohttp import web
 
 from connectors.webhook import SIGNATURE_HEADER
 from listener.models import STATUSES
+from listener.store.alerts import STATES as ALERT_STATES
 from listener.store.queries import SLA_STATES
+from listener.web.alerts import MAX_LIMIT as MAX_ALERTS
 from listener.web.api import MAX_LIMIT
 from listener.web.openapi_schemas import COMPONENTS, STRING, Schema, error, ref
+from responders.alerts.base import ALERT_KINDS
 
 routes = web.RouteTableDef()
 
@@ -65,6 +68,13 @@ MENTION_FILTERS = (
           "page size"),
     query("cursor", {"type": "string", "pattern": "^[A-Za-z0-9_-]+=*$"},
           "`next_cursor` of the previous page (opaque)"),
+)
+ALERT_FILTERS = (
+    query("state", {"type": "string", "enum": list(ALERT_STATES)},
+          "only alerts in this delivery state"),
+    query("kind", {"type": "string", "enum": list(ALERT_KINDS)}, "only this kind of alert"),
+    query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_ALERTS, "default": 50},
+          "how many, newest first"),
 )
 SIGNATURE = {
     "name": SIGNATURE_HEADER, "in": "header", "required": True,
@@ -132,6 +142,11 @@ OPERATIONS = (
               ref("SlaSummary")),
     Operation("get", "/api/v1/sources", "listSources", "sources",
               "Every configured source and its polling health", 200, ref("SourceList")),
+    Operation("get", "/api/v1/alerts", "listAlerts", "alerts",
+              "Recent alerts, newest first, and how their delivery went", 200,
+              ref("AlertList"), {400: ("bad_request",)}, ALERT_FILTERS,
+              description=("One alert per mention, moment and sink. Sinks are named "
+                           "(alerts[].name); their URLs and secrets are never shown.")),
     Operation("post", "/api/v1/webhooks/{source_id}", "pushMentions", "ingest",
               "Push one mention or a list (HMAC-signed, no bearer token)", 202,
               ref("PushResult"),

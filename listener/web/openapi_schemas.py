@@ -13,7 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from listener.models import STATUSES
+from listener.store.alerts import STATES as ALERT_STATES
 from listener.store.queries import SLA_STATES
+from responders.alerts.base import ALERT_KINDS
 
 Schema = dict[str, Any]
 
@@ -104,6 +106,8 @@ MENTION_PROPERTIES: dict[str, Schema] = {
     "status": enum(STATUSES),
     "assignee": nullable({**STRING, "description": "agent id"}),
     "thread": nullable({**STRING, "description": "conversation id on the platform"}),
+    "follow_up_of": nullable({"type": "integer", "description": "the answered mention this "
+                              "follow-up continues; its deadline is a next-response clock"}),
     "response": nullable(record("The reply Listener posted on the platform", {
         "external_id": nullable(STRING),
         "url": nullable(STRING),
@@ -229,6 +233,25 @@ SOURCE_LIST = record("Every configured source, in config order", {
 })
 AGENT_LIST = record("Active agents", {"items": {"type": "array", "items": ref("Agent")}})
 
+ALERT = record("One alert in the outbox: one mention, one moment (or spike), one sink", {
+    "id": INTEGER,
+    "mention_id": nullable({**INTEGER, "description": "null for a spike"}),
+    "sink": {**STRING, "description": "the sink's name (alerts[].name)"},
+    "kind": enum(ALERT_KINDS),
+    "created_at": {**TIME, "description": "when the SLA engine wrote the alert"},
+    "state": enum(ALERT_STATES, "pending: not delivered yet (waiting or retrying); sent; "
+                                "failed: refused by the service, not retried"),
+    "attempts": {**COUNT, "description": "delivery attempts so far"},
+    "next_attempt_at": nullable({**TIME, "description": "while pending: the next try"}),
+    "sent_at": nullable(TIME),
+    "delivered_in": nullable({**INTEGER, "description": "when the message carried several "
+                                                        "alerts: the id of its first one"}),
+    "last_error": nullable({**STRING, "description": "why the last attempt failed"}),
+})
+ALERT_LIST = record("Recent alerts, newest first", {
+    "items": {"type": "array", "items": ref("Alert")},
+})
+
 REPLY_DRAFT = record("A draft; nothing was posted", {
     "draft": STRING,
     "sent": {"const": False},
@@ -328,6 +351,8 @@ COMPONENTS: dict[str, Schema] = {
     "ReadBudget": READ_BUDGET,
     "BrandReplies": BRAND_REPLIES,
     "SourceList": SOURCE_LIST,
+    "Alert": ALERT,
+    "AlertList": ALERT_LIST,
     "ReplyDraft": REPLY_DRAFT,
     "ReplySent": REPLY_SENT,
     "PushResult": PUSH_RESULT,

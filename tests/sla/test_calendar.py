@@ -41,10 +41,12 @@ class CalendarSpec:
     hours: tuple[tuple[int, int, int], ...]  # (weekday, open, close)
     closed: frozenset[date]
     country: str | None
+    open_dates: frozenset[date] = frozenset()
 
     def build(self) -> BusinessCalendar:
         weekly = {weekday: (opens, closes) for weekday, opens, closes in self.hours}
-        return BusinessCalendar(self.tz, weekly, self.closed, self.country)
+        return BusinessCalendar(self.tz, weekly, self.closed, self.country,
+                                open_dates=self.open_dates)
 
 
 @functools.lru_cache(maxsize=64)
@@ -58,6 +60,9 @@ def _holidays(country: str, category: str, year: int) -> holidays.HolidayBase:
 @functools.lru_cache(maxsize=4096)
 def oracle_hours(spec: CalendarSpec, day: date) -> tuple[int, int] | None:
     """Local (open, close) minutes of `day` by the plain rules of the spec."""
+    weekly = next(((o, c) for weekday, o, c in spec.hours if weekday == day.weekday()), None)
+    if day in spec.open_dates:  # worked whatever the week, the holidays or `closed` say
+        return weekly or (9 * 60, 18 * 60)
     if day in spec.closed:
         return None
     if spec.country and day in _holidays(spec.country, "public", day.year):
@@ -158,7 +163,10 @@ def spec_and_start(draw):
     start = draw(minutes_in_range())
     offsets = draw(st.sets(st.integers(-2, 30), max_size=8))
     closed = frozenset(start.date() + timedelta(days=offset) for offset in offsets)
-    return CalendarSpec(spec.tz, spec.hours, closed, spec.country), start
+    # Extra open dates near the start (holidays, weekends, but never a closed date).
+    offsets = draw(st.sets(st.integers(-2, 30), max_size=4)) - offsets
+    open_dates = frozenset(start.date() + timedelta(days=offset) for offset in offsets)
+    return CalendarSpec(spec.tz, spec.hours, closed, spec.country, open_dates), start
 
 
 def weekly_minutes(spec: CalendarSpec) -> int:
@@ -383,3 +391,47 @@ def test_half_days_ignored_where_the_country_has_none():
     calendar = BusinessCalendar.from_config("Europe/Berlin", WEEKDAY_HOURS, "DE")
     assert calendar.day_status(date(2026, 12, 25)) == "public holiday: Christmas Day"
     assert calendar.day_status(date(2026, 12, 24)) == "open"
+
+
+# -- extra open dates ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("day", "hours"),
+    [
+        pytest.param(date(2026, 11, 28), ("10:00", "14:00"), id="saturday-keeps-its-hours"),
+        pytest.param(date(2026, 11, 29), ("09:00", "18:00"), id="sunday-without-hours"),
+        pytest.param(date(2026, 10, 29), ("09:00", "18:00"), id="public-holiday"),
+        pytest.param(date(2026, 10, 28), ("09:00", "18:00"), id="half-day-in-full"),
+    ],
+)
+def test_an_extra_open_date_is_worked(day, hours):
+    calendar = istanbul(open_dates=[day.isoformat()])
+    assert calendar.day_status(day) == "extra open date"
+    assert tuple(f"{moment:%H:%M}" for moment in calendar.open_interval(day)) == hours
+
+
+def test_a_sunday_campaign_catches_the_friday_evening_clock():
+    calendar = istanbul(hours=WEEKDAY_HOURS, open_dates=["2026-11-29"])
+    friday_evening = datetime(2026, 11, 27, 17, 30, tzinfo=IST)
+    assert calendar.next_business_day(date(2026, 11, 27)) == date(2026, 11, 29)
+    assert calendar.add_business_time(friday_evening, timedelta(hours=2)) == datetime(
+        2026, 11, 29, 10, 30, tzinfo=IST)
+    monday_ten = datetime(2026, 11, 30, 10, tzinfo=IST)
+    assert calendar.subtract_business_time(monday_ten, timedelta(hours=2)) == datetime(
+        2026, 11, 29, 17, tzinfo=IST)
+    assert calendar.business_time_between(friday_evening, monday_ten) == timedelta(
+        hours=10, minutes=30)
+
+
+def test_a_date_both_open_and_closed_is_refused():
+    with pytest.raises(ValueError, match="2026-12-31 cannot be both open and closed"):
+        istanbul(open_dates=["2026-12-31"])
+    with pytest.raises(ValueError, match="expected a date like 2026-12-31"):
+        istanbul(open_dates=["28.11.2026"])
+
+
+def test_open_dates_are_part_of_the_calendars_identity():
+    campaign = istanbul(open_dates=["2026-11-29"])
+    assert campaign != istanbul()
+    assert hash(campaign) == hash(istanbul(open_dates=["2026-11-29"]))

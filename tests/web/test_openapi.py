@@ -17,6 +17,7 @@ from connectors.webhook import SIGNATURE_HEADER, AuthorIn, MentionIn, sign
 from listener.app import init_app
 from listener.web.openapi import document
 from tests.conftest import MONDAY_10, make_config
+from tests.web.test_alerts import ALERTS, add_alerts
 from tests.web.test_api import AUTH, SECRET, mention, push
 
 OPENAPI = "/api/v1/openapi.json"
@@ -211,6 +212,7 @@ async def test_every_answer_is_one_the_document_declares(aiohttp_client: Any, se
     await assign_and_respond(api, ids)
     await reply(api, ids, platform)
     await directory(api, ids)
+    await alert_log(api, services, ids)
     await every_secured_operation_needs_a_token(api)
     wrong_method = await client.delete(MENTIONS, headers=AUTH)
     await api.expect(wrong_method, "get", MENTIONS, 405, documented=False)
@@ -356,6 +358,26 @@ async def directory(api: Contract, ids: dict[str, int]) -> None:
                           "additionalProperties": False}
     for source in sources["items"]:  # no connector here adds top-level keys of its own
         api.validator(standard_keys_only).validate(source)
+
+
+async def alert_log(api: Contract, services: Any, ids: dict[str, int]) -> None:
+    """One alert in each delivery state, as the worker leaves them."""
+    await add_alerts(services, [
+        {"mention_id": ids["w-2"], "kind": "at_risk", "state": "sent", "attempts": 1,
+         "sent_at": MONDAY_10, "delivered_in": None},
+        {"mention_id": ids["w-2"], "kind": "breached", "state": "pending", "attempts": 2,
+         "last_error": "HTTP 503: try later"},
+        {"mention_id": None, "kind": "spike", "state": "failed", "attempts": 1,
+         "last_error": "HTTP 404: no_service"},
+    ])
+    every = (await api.call("get", ALERTS, 200))["items"]
+    assert [a["kind"] for a in every] == ["spike", "breached", "at_risk"]
+    filters = {"state": "pending", "kind": "breached", "limit": "500"}
+    [pending] = (await api.call("get", ALERTS, 200, params=filters))["items"]
+    assert pending["next_attempt_at"] is not None and pending["sent_at"] is None
+    for bad in ({"limit": "0"}, {"limit": "501"}, {"state": "lost"}, {"kind": "late"}):
+        error = await api.call("get", ALERTS, 400, params=bad)
+        assert error["error"]["code"] == "bad_request"
 
 
 async def every_secured_operation_needs_a_token(api: Contract) -> None:
