@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
@@ -40,7 +42,7 @@ def build_services(config: Config, clock: Any = None, enricher: Enricher | None 
     """Fails early (LookupError/ValueError naming the source) on a kind without a connector."""
     clock = clock or SystemClock()
     store = Store.open(config.database.url)
-    metrics = Metrics()
+    metrics = Metrics(policy_thresholds(config))
     pipeline = Pipeline(
         store,
         enricher or Enricher(),
@@ -66,6 +68,18 @@ def build_services(config: Config, clock: Any = None, enricher: Enricher | None 
         else:
             services.push_sources[source.id] = connector
     return services
+
+
+def policy_thresholds(config: Config) -> list[float]:
+    """Seconds of each policy's clocks (same_day: a working day) for histogram buckets."""
+    seconds = []
+    for policy in config.sla.policies:
+        for rule in (policy.first_response, policy.next_response):
+            if isinstance(rule, timedelta):
+                seconds.append(rule.total_seconds())
+            elif rule == "same_day":
+                seconds.append(9 * 3600.0)
+    return seconds
 
 
 def sla_engine(config: Config, store: Store, metrics: Metrics, clock: Any,
@@ -144,6 +158,8 @@ def init_app(services: Services, migrate: bool = True, background: bool = True) 
             jobs.start()
             outbox.start()
             services.engine.on_alerts = outbox.wake
+            services.engine.on_fired = functools.partial(
+                refresh_gauges, services.store, services.metrics, services.clock)
             engine_task = asyncio.create_task(services.engine.run(), name="sla-engine")
         log.info(
             "listener ready: %d polled sources, %d push sources",

@@ -3,6 +3,7 @@ agent id, so a scrape costs the same at 10 or 10 million mentions."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -11,8 +12,11 @@ RESPONSE_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 43200, 86400, 
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, thresholds: Iterable[float] = ()) -> None:
+        """`thresholds` (seconds) are the policies' own deadlines, added to the response-time
+        buckets so "answered within the policy" can be read off the histogram exactly."""
         self.registry = CollectorRegistry()
+        buckets = tuple(sorted(set(RESPONSE_BUCKETS) | {float(t) for t in thresholds if t > 0}))
         r = self.registry
         self.ingested = Counter(
             "listener_mentions_ingested", "Mentions stored", ["source", "channel"], registry=r
@@ -30,7 +34,7 @@ class Metrics:
             "listener_first_response_seconds",
             "Wall-clock time from post to first response",
             ["channel", "policy"],
-            buckets=RESPONSE_BUCKETS,
+            buckets=buckets,
             registry=r,
         )
         self.breaches = Counter(
@@ -41,6 +45,10 @@ class Metrics:
         )
         self.met = Counter(
             "listener_sla_met", "Mentions answered in time", ["channel", "policy"], registry=r
+        )
+        self.missed = Counter(
+            "listener_sla_missed", "Mentions answered after their deadline",
+            ["channel", "policy"], registry=r,
         )
         self.open_mentions = Gauge(
             "listener_open_mentions",
@@ -85,3 +93,5 @@ class Metrics:
         self.first_response.labels(channel=channel, policy=label).observe(seconds)
         if deadline_at is not None and responded_at <= deadline_at:
             self.met.labels(channel=channel, policy=label).inc()
+        elif deadline_at is not None:
+            self.missed.labels(channel=channel, policy=label).inc()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -58,6 +58,7 @@ class SlaEngine:
         self.slack_handles = slack_handles or {}
         self.escalate_to = escalate_to or (lambda policy: [])
         self.on_alerts: Callable[[], None] | None = None
+        self.on_fired: Callable[[], Awaitable[None]] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
 
@@ -114,6 +115,8 @@ class SlaEngine:
                                              policy=mention.sla_policy or "none").inc()
         if written and self.on_alerts is not None:
             self.on_alerts()
+        if fired and self.on_fired is not None:
+            await self.on_fired()  # open-by-state gauges move at the moment, not on a timer
         return written
 
     def _outbox_rows(self, mention: Mention, author: Author | None, moment: Moment,

@@ -74,6 +74,36 @@ async def queue_page(request: web.Request) -> web.Response:
     return web.Response(text=html, content_type="text/html")
 
 
+@routes.get("/mentions/{id:[0-9]{1,10}}")
+async def mention_page(request: web.Request) -> web.Response:
+    """Where alert links land: the mention, how long is left, and what happened to it."""
+    svc = request.app[SERVICES]
+    now = svc.clock.now()
+    mention_id = int(request.match_info["id"])
+    async with svc.store.read() as session:
+        row = await q.get_mention(session, mention_id)
+        if row is None:
+            raise web.HTTPNotFound(text=f"mention {mention_id} does not exist")
+        events = await q.events_for(session, mention_id)
+    mention, author = row
+    state = sla_state(mention.deadline_at, mention.at_risk_at, mention.first_response_at, now)
+    page = {
+        "id": mention.id, "text": mention.text, "channel": mention.channel,
+        "source": mention.source, "assignee": mention.assignee, "policy": mention.sla_policy,
+        "author_handle": author.handle if author else "?",
+        "author_name": (author.name if author else "") or "",
+        "url": mention.url if (mention.url or "").startswith(("http://", "https://")) else None,
+        "state": state or "none", "state_text": (state or "no deadline").replace("_", " "),
+        "time_left": time_left(mention.deadline_at, now, mention.first_response_at),
+        "posted": f"{short_duration(now - mention.created_at)} ago",
+    }
+    history = [{"when": f"{short_duration(now - e.at)} ago" if e.at <= now
+                else f"in {short_duration(e.at - now)}", "kind": e.kind, "actor": e.actor}
+               for e in events]
+    html = request.app[JINJA].get_template("mention.html").render(m=page, events=history)
+    return web.Response(text=html, content_type="text/html")
+
+
 def source_health(state: SourceState, now: datetime) -> dict[str, str]:
     """One line per polled source: is it delivering, and since when not."""
     if state.consecutive_failures:

@@ -185,3 +185,30 @@ async def test_a_follow_up_after_an_answer_runs_on_a_new_next_response_clock(
 def replace_author(item: RawItem, handle: str) -> RawItem:
     from dataclasses import replace
     return replace(item, author=RawAuthor(handle, "User 1"))
+
+
+async def test_a_late_answer_counts_as_missed_and_buckets_match_the_policy(
+        db_url: str, clock: Any, enricher: Any) -> None:
+    services = build_services(engine_config(db_url), clock=clock, enricher=enricher)
+    await prepare_database(services, migrate=True)
+    start = clock.now()
+    [late, quick] = (await services.pipeline.ingest(
+        SOURCE, [mention(1, start), mention(2, start)])).stored
+    from listener.store.actions import mark_responded
+    async with services.store.write() as session:
+        await mark_responded(session, quick, actor="ayse", now=start + timedelta(minutes=4))
+    await services.engine.fire_due(start + timedelta(minutes=10))
+    async with services.store.write() as session:
+        await mark_responded(session, late, actor="ayse", now=start + timedelta(minutes=12))
+    for at in (4, 12):  # what the API records when each is marked responded
+        services.metrics.observe_first_response("web", "fast", start,
+                                                start + timedelta(minutes=at),
+                                                start + timedelta(minutes=10))
+    registry = services.metrics.registry
+    labels = {"channel": "web", "policy": "fast"}
+    assert registry.get_sample_value("listener_sla_missed_total", labels) == 1
+    assert registry.get_sample_value("listener_sla_met_total", labels) == 1
+    assert registry.get_sample_value("listener_sla_breaches_total", labels) == 1
+    assert registry.get_sample_value("listener_first_response_seconds_bucket",
+                                     {**labels, "le": "600.0"}) == 1
+    await services.store.close()

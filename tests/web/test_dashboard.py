@@ -46,3 +46,16 @@ async def test_queue_page_shows_a_failing_source(aiohttp_client: Any, db_url: st
     assert "source-failing" in page
     assert "502 Bad Gateway &lt;from upstream&gt;" in page
     assert "last success 3m ago" in page
+
+
+async def test_alert_links_land_on_the_mention_page(aiohttp_client: Any, services: Any) -> None:
+    client = await aiohttp_client(init_app(services, background=False))
+    await push(client, mention("w-1", "Fatura <script>alert(1)</script> iki kez!",
+                               channel="web", handle="deniz", name="Deniz <b>K</b>"))
+    page = await client.get("/mentions/1")
+    html = await page.text()
+    assert page.status == 200
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert" not in html
+    assert "Deniz &lt;b&gt;K&lt;/b&gt;" in html and "@deniz" in html
+    assert "left" in html and "same-day" in html and "ingested" in html
+    assert (await client.get("/mentions/999")).status == 404
