@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -31,6 +31,7 @@ from responders.alerts.outbox import AlertOutbox
 from sla.engine import AlertRoute, SlaEngine
 from sla.moments import Moment
 from sla.planner import DeadlinePlanner
+from sla.spike_watch import SpikeWatch
 
 log = logging.getLogger("listener")
 GAUGE_REFRESH_SECONDS = 15
@@ -93,13 +94,39 @@ def sla_engine(config: Config, store: Store, metrics: Metrics, clock: Any,
         return planner.moments(mention.sla_policy, mention.created_at, mention.deadline_at)
 
     def escalate_to(policy_name: str | None) -> list[str]:
+        """The policy's `escalate_to` as people to ping: an agent's Slack handle (else its
+        id), and for a team every member's."""
         policy = planner.policy_named(policy_name)
-        return list(policy.escalate_to) if policy else []
+        people: list[str] = []
+        for name in policy.escalate_to if policy else ():
+            members = [a for a in config.agents if a.id == name or name in a.teams]
+            people += [a.slack or a.id for a in members] or [name]
+        return list(dict.fromkeys(people))
 
     return SlaEngine(store, moments_for, routes, metrics, clock,
                      public_url=config.server.public_url,
                      slack_handles={a.id: a.slack for a in config.agents if a.slack},
                      escalate_to=escalate_to)
+
+
+def spike_watch(services: Services) -> SpikeWatch:
+    """The crisis alert, sending to the SLA engine's sinks that take `spike`; its
+    examples are the same mention dicts the engine's alerts carry."""
+    engine = services.engine
+
+    def describe(mention: Mention, author: Any) -> dict[str, Any]:
+        return engine.payload(mention, author, Moment("breached", 0, mention.created_at))[
+            "mention"]
+
+    return SpikeWatch(services.store, services.config.spike, engine.routes, services.metrics,
+                      services.clock, describe, services.config.tz)
+
+
+def wake_all(*wakes: Callable[[], None] | None) -> None:
+    """One pipeline commit hook for several listeners (the SLA engine, the spike watcher)."""
+    for wake in wakes:
+        if wake is not None:
+            wake()
 
 
 def brand_handles(config: Config, source: Any) -> list[str]:
@@ -161,6 +188,13 @@ def init_app(services: Services, migrate: bool = True, background: bool = True) 
             services.engine.on_fired = functools.partial(
                 refresh_gauges, services.store, services.metrics, services.clock)
             engine_task = asyncio.create_task(services.engine.run(), name="sla-engine")
+            if services.config.spike.enabled:
+                spikes = spike_watch(services)
+                spikes.on_alerts = outbox.wake
+                wake_engine = services.pipeline.after_commit
+                services.pipeline.after_commit = functools.partial(
+                    wake_all, wake_engine, spikes.wake)
+                spikes.start()
         log.info(
             "listener ready: %d polled sources, %d push sources",
             len(services.coordinator.sources),
@@ -170,6 +204,8 @@ def init_app(services: Services, migrate: bool = True, background: bool = True) 
         if background:
             services.engine.stop()
             await engine_task
+            if services.config.spike.enabled:
+                await spikes.close()
         await jobs.drain()
         await outbox.close()  # after the jobs: alerts they wrote are flushed too
         await services.coordinator.close()

@@ -73,7 +73,7 @@ async def test_each_moment_fires_once_at_its_time_and_never_after_an_answer(
     assert payload["kind"] == "escalated"
     assert payload["mention"] | {
         "id": 1, "channel": "web", "assignee": "ayse", "assignee_slack": "@ayse",
-        "policy": "fast", "text": "Kargom <b>nerede</b>?", "escalate_to": ["ayse"],
+        "policy": "fast", "text": "Kargom <b>nerede</b>?", "escalate_to": ["@ayse"],
         "dashboard_url": "https://listener.example.com/mentions/1",
         "author": {"handle": "user1", "name": "User 1"}} == payload["mention"]
     assert services.metrics.registry.get_sample_value(
