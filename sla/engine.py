@@ -23,10 +23,11 @@ from listener.metrics import Metrics
 from listener.models import Author, Mention
 from listener.store import Store
 from listener.store.sla import (
+    add_events,
     add_outbox_rows,
     due_for_alerts,
+    moment_event,
     next_alert_moment,
-    record_moment,
     still_open,
 )
 from sla.moments import Moment, due_moments
@@ -92,8 +93,9 @@ class SlaEngine:
 
     async def fire_due(self, now: datetime) -> int:
         """Fire every moment that has come; returns how many alerts were written."""
-        written = 0
         fired: list[tuple[Mention, Moment]] = []
+        rows: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
         async with self.store.write() as session:
             for mention, author in await due_for_alerts(session, now):
                 if not still_open(mention) or mention.deadline_at is None:
@@ -104,11 +106,13 @@ class SlaEngine:
                 mention.alerts_fired = handled
                 mention.next_alert_at = next_at
                 for moment in to_alert:
-                    record_moment(session, mention, moment.kind, now,
-                                  {"moment_at": moment.at.isoformat(), "index": moment.index})
-                    written += await add_outbox_rows(
-                        session, self._outbox_rows(mention, author, moment, now))
+                    events.append(moment_event(mention, moment, now))
+                    rows += self._outbox_rows(mention, author, moment, now)
                     fired.append((mention, moment))
+            # One statement per few hundred rows: a Monday-morning burst is one round trip,
+            # not one per alert.
+            written = await add_outbox_rows(session, rows)
+            await add_events(session, events)
         for mention, moment in fired:
             if moment.kind == "breached":
                 self.metrics.breaches.labels(channel=mention.channel,

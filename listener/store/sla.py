@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy import insert as sql_insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,17 +41,24 @@ def still_open(mention: Mention) -> bool:
 
 
 async def add_outbox_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
-    """Insert alerts; a row whose dedupe key exists already is skipped. Returns how many
-    are new."""
-    if not rows:
-        return 0
+    """Insert alerts, a few hundred a statement; a row whose dedupe key exists already is
+    skipped. Returns how many are new."""
     insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
-    result = await session.execute(
-        insert(OutboxAlert).values(rows).on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(OutboxAlert.id))
-    return len(result.all())
+    written = 0
+    for start in range(0, len(rows), 400):
+        result = await session.execute(
+            insert(OutboxAlert).values(rows[start:start + 400])
+            .on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(OutboxAlert.id))
+        written += len(result.all())
+    return written
 
 
-def record_moment(session: AsyncSession, mention: Mention, kind: str, at: datetime,
-                  data: dict[str, Any]) -> None:
-    session.add(MentionEvent(mention_id=mention.id, kind=kind, at=at, actor="sla", data=data))
+def moment_event(mention: Mention, moment: Any, at: datetime) -> dict[str, Any]:
+    """The mention's history line for an alert moment (at_risk, breached, escalated)."""
+    return {"mention_id": mention.id, "kind": moment.kind, "at": at, "actor": "sla",
+            "data": {"moment_at": moment.at.isoformat(), "index": moment.index}}
+
+
+async def add_events(session: AsyncSession, events: list[dict[str, Any]]) -> None:
+    if events:
+        await session.execute(sql_insert(MentionEvent), events)
