@@ -234,6 +234,24 @@ class SlaConfig(Section):
     next_response_window: PositiveDuration = timedelta(hours=24)
 
 
+def _at_most_a_day(value: timedelta) -> timedelta:
+    if value > timedelta(days=1):
+        raise ValueError("must be at most 1d: it is compared with the same hours of past weeks")
+    return value
+
+
+class SpikeConfig(Section):
+    """A crisis alert: far more negative mentions than usual at this hour of the week.
+    `sentiment` runs from -1 (angry) to 1 (pleased); below `sentiment_below` is negative."""
+
+    enabled: bool = True
+    window: Annotated[PositiveDuration, AfterValidator(_at_most_a_day)] = timedelta(hours=1)
+    ratio: float = Field(3.0, gt=1)
+    min_count: int = Field(10, ge=1)
+    weeks: int = Field(4, ge=1, le=52)
+    sentiment_below: float = Field(-0.25, gt=-1, le=1)
+
+
 # The lists whose entries are picked by `kind`, and the registry that knows the kinds.
 UNION_KINDS: dict[str, dict[str, Any]] = {"sources": CONNECTORS, "alerts": SINKS}
 
@@ -256,6 +274,7 @@ class Config(Section):
     routing: RoutingConfig = RoutingConfig()
     sla: SlaConfig = SlaConfig()
     alerts: list[AlertConfig] = []
+    spike: SpikeConfig = SpikeConfig()
 
     @model_validator(mode="before")
     @classmethod

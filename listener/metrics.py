@@ -83,6 +83,14 @@ class Metrics:
         self.outbox_pending = Gauge(
             "listener_alert_outbox_pending", "Alerts waiting to be sent", registry=r
         )
+        self.negative_window = Gauge(
+            "listener_negative_mentions_window",
+            "Negative mentions posted in the last spike window", registry=r,
+        )
+        self.negative_baseline = Gauge(
+            "listener_negative_mentions_baseline",
+            "Usual negative mentions in that window at this hour of the week", registry=r,
+        )
 
     def observe_first_response(self, channel: str, policy: str | None, created_at: datetime,
                                responded_at: datetime, deadline_at: datetime | None) -> None:

@@ -116,6 +116,8 @@ class Mention(Base):
         Index("ix_mentions_status_deadline", "status", "deadline_at"),
         Index("ix_mentions_source_thread", "source", "thread"),
         Index("ix_mentions_next_alert_at", "next_alert_at"),
+        # The spike watcher counts mentions by posting time every 30 s, five windows at once.
+        Index("ix_mentions_created_at", "created_at"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     source: Mapped[str] = mapped_column(String(100), index=True)
@@ -189,3 +191,14 @@ class OutboxAlert(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     state: Mapped[str] = mapped_column(String(20), default="pending")
     delivered_in: Mapped[int | None] = mapped_column(Integer)
+
+
+class SpikeState(Base):
+    """One spike of negative mentions, open while `ended_at` is NULL: what lets the spike
+    watcher alert once per spike, across restarts and replicas."""
+
+    __tablename__ = "spike_states"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    peak_count: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,144 @@
+"""The spike watcher: every 30 seconds (sooner after an ingest) it counts negative
+mentions in the last `spike.window`, compares them with the same window in earlier
+weeks (`sla/spike.py` decides), and when a spike starts writes one outbox row per sink
+that takes `spike`.
+
+The spike is remembered in `spike_states` in the same transaction as its alerts, so a
+restart or a second replica during the spike does not alert it again; it is closed
+once the count has fallen back, and the next spike alerts anew.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+from listener.metrics import Metrics
+from listener.models import Author, Mention
+from listener.store import Store
+from listener.store.sla import add_outbox_rows
+from listener.store.spike import angriest, lock_spikes, negative_counts, open_spike, start_spike
+from sla.durations import format_duration
+from sla.engine import AlertRoute
+from sla.spike import alert_due, baseline, in_spike, windows
+
+log = logging.getLogger("listener.spike")
+CHECK_SECONDS = 30.0
+# An ingest wakes the watcher, but a stream of batches costs at most one check this often.
+WAKE_GAP_SECONDS = 5.0
+EXAMPLES = 3
+
+Describe = Callable[[Mention, Author | None], dict[str, Any]]
+
+
+class SpikeWatch:
+    def __init__(self, store: Store, rule: Any, routes: Sequence[AlertRoute],
+                 metrics: Metrics, clock: Any, describe: Describe, tz: tzinfo = UTC):
+        """`rule`: the `spike` config section; `describe`: a mention as alerts show it."""
+        self.store = store
+        self.rule = rule
+        self.routes = tuple(r for r in routes if "spike" in r.kinds)
+        self.metrics = metrics
+        self.clock = clock
+        self.describe = describe
+        self.tz = tz
+        self.on_alerts: Callable[[], None] | None = None
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def check(self, now: datetime) -> int:
+        """Look once; returns how many alerts were written (0 unless a spike started)."""
+        rule, now = self.rule, now.astimezone(UTC)  # keys and payloads in UTC, as the engine's
+        spans = windows(now, rule.window, rule.weeks, self.tz)
+        async with self.store.read() as session:
+            counts = await negative_counts(session, spans, rule.sentiment_below)
+            current = await open_spike(session)
+        count, usual = counts[0], baseline(counts[1:])
+        self.metrics.negative_window.set(count)
+        self.metrics.negative_baseline.set(usual)
+        if current is None and not in_spike(False, count, usual, rule.ratio, rule.min_count):
+            return 0  # the usual case: nothing to write
+        if current is not None and in_spike(True, count, usual, rule.ratio, rule.min_count) \
+                and count <= current.peak_count:
+            return 0
+        written = 0
+        async with self.store.write() as session:
+            await lock_spikes(session)
+            current = await open_spike(session)  # another replica may have moved it
+            was = current is not None
+            now_in = in_spike(was, count, usual, rule.ratio, rule.min_count)
+            if current is not None:
+                if now_in:
+                    current.peak_count = max(current.peak_count, count)
+                else:
+                    current.ended_at = now
+                    log.info("spike over: %d negative mention(s) in the last %s (peak %d)",
+                             count, format_duration(rule.window), current.peak_count)
+            if alert_due(was, now_in):
+                start_spike(session, now, count)
+                examples = await angriest(session, spans[0][0], spans[0][1],
+                                          rule.sentiment_below, EXAMPLES)
+                written = await add_outbox_rows(session, self._outbox_rows(
+                    now, count, usual, examples))
+                log.warning("spike: %d negative mention(s) in the last %s (usually %s); "
+                            "%d alert(s) written", count, format_duration(rule.window),
+                            shown(usual), written)
+        if written and self.on_alerts is not None:
+            self.on_alerts()
+        return written
+
+    def _outbox_rows(self, now: datetime, count: int, usual: float,
+                     examples: list[tuple[Mention, Author | None]]) -> list[dict[str, Any]]:
+        payload = {
+            "kind": "spike",
+            "moment_at": now.isoformat(),
+            "count": count,
+            "baseline": shown(usual),
+            "window": format_duration(self.rule.window),
+            "examples": [self.describe(mention, author) for mention, author in examples],
+        }
+        return [
+            {"dedupe_key": f"spike:{now.isoformat()}:{route.name}", "mention_id": None,
+             "sink": route.name, "kind": "spike", "payload": payload, "created_at": now,
+             "next_attempt_at": now, "attempts": 0, "state": "pending"}
+            for route in self.routes
+        ]
+
+    def wake(self) -> None:
+        """New mentions were stored: look again soon, not at the next half minute."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                await self.check(self.clock.now())
+            except Exception:
+                log.exception("spike watcher: a check failed; retrying in %ss", CHECK_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), WAKE_GAP_SECONDS)
+            if self._stop.is_set():
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), CHECK_SECONDS - WAKE_GAP_SECONDS)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name="spike-watch")
+
+    async def close(self) -> None:
+        """Stop between checks; a check under way finishes its transaction first."""
+        self._stop.set()
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+
+def shown(usual: float) -> int | float:
+    """The baseline as people read it: 6, or 6.5 between two weeks."""
+    return int(usual) if usual == int(usual) else round(usual, 1)
