@@ -113,13 +113,8 @@ def spike_watch(services: Services) -> SpikeWatch:
     """The crisis alert, sending to the SLA engine's sinks that take `spike`; its
     examples are the same mention dicts the engine's alerts carry."""
     engine = services.engine
-
-    def describe(mention: Mention, author: Any) -> dict[str, Any]:
-        return engine.payload(mention, author, Moment("breached", 0, mention.created_at))[
-            "mention"]
-
     return SpikeWatch(services.store, services.config.spike, engine.routes, services.metrics,
-                      services.clock, describe, services.config.tz)
+                      services.clock, engine.describe, services.config.tz)
 
 
 def wake_all(*wakes: Callable[[], None] | None) -> None:

@@ -137,9 +137,15 @@ class SlaEngine:
 
     def payload(self, mention: Mention, author: Author | None,
                 moment: Moment) -> dict[str, Any]:
+        body = self.describe(mention, author)
+        if moment.kind == "escalated":
+            body["escalate_to"] = self.escalate_to(mention.sla_policy)
+        return {"kind": moment.kind, "moment_at": moment.at.isoformat(), "mention": body}
+
+    def describe(self, mention: Mention, author: Author | None) -> dict[str, Any]:
         """What a sink needs to say who is waiting, where, for how long; the raw text is
         cut here and escaped by each sink for its own format."""
-        body: dict[str, Any] = {
+        return {
             "id": mention.id,
             "channel": mention.channel,
             "source": mention.source,
@@ -154,6 +160,3 @@ class SlaEngine:
             "policy": mention.sla_policy,
             "deadline_at": mention.deadline_at.isoformat() if mention.deadline_at else None,
         }
-        if moment.kind == "escalated":
-            body["escalate_to"] = self.escalate_to(mention.sla_policy)
-        return {"kind": moment.kind, "moment_at": moment.at.isoformat(), "mention": body}
