@@ -14,6 +14,7 @@ from connectors.replay import ReplayConnector
 from connectors.rss import RssConnector
 from connectors.twitter import TwitterConnector
 from connectors.webhook import WebhookConnector
+from listener.kinds import kind_registry
 
 BUILT_IN: tuple[type[Any], ...] = (
     TwitterConnector,
@@ -28,18 +29,7 @@ BUILT_IN: tuple[type[Any], ...] = (
 
 
 def _registry(classes: tuple[type[Any], ...]) -> dict[str, type[Any]]:
-    """Fails at import on two connectors claiming one kind, or a config model whose
-    `kind` literal is not the connector's."""
-    registry: dict[str, type[Any]] = {}
-    for connector_class in classes:
-        kind = connector_class.kind
-        if kind in registry:
-            raise RuntimeError(f"two connectors claim kind {kind!r}")
-        literal = connector_class.Config.model_fields["kind"].annotation
-        if getattr(literal, "__args__", None) != (kind,):
-            raise RuntimeError(f"{connector_class.__name__}.Config.kind must be Literal[{kind!r}]")
-        registry[kind] = connector_class
-    return registry
+    return kind_registry(classes, "connector")
 
 
 CONNECTORS: dict[str, type[Any]] = _registry(BUILT_IN)

@@ -11,12 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
+from pydantic import SecretStr, ValidationInfo, field_validator
 
 from connectors.http import retry_after_seconds
-from responders.alerts.base import Limits, SinkError, SinkRateLimited, SinkRefused, Throttle
+from responders.alerts.base import (
+    Limits,
+    SinkConfig,
+    SinkError,
+    SinkRateLimited,
+    SinkRefused,
+    Throttle,
+    required_url,
+)
 
 USER_AGENT = "Listener/0.1 (alerts)"
 ANSWER_CHARS = 200
@@ -81,3 +90,28 @@ class HttpPoster:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+class WebhookUrlSinkConfig(SinkConfig):
+    """Sinks addressed by one incoming-webhook URL (Slack, Mattermost)."""
+
+    webhook_url: SecretStr
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _usable(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        return required_url(value, info)
+
+
+class PostingSink:
+    """A sink that POSTs JSON over HTTP, paced by its declared limits."""
+
+    limits: ClassVar[Limits]
+
+    def __init__(self, config: Any, throttle: Throttle | None = None):
+        self.config = config
+        self.http = HttpPoster(config.timeout, self.limits, throttle)
+
+    @property
+    def name(self) -> str:
+        return str(self.config.name)

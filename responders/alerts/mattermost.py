@@ -13,11 +13,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
-from pydantic import SecretStr, ValidationInfo, field_validator
-
 from responders.alerts import message
-from responders.alerts.base import Alert, Limits, SinkConfig, Throttle, required_url
-from responders.alerts.http import HttpPoster
+from responders.alerts.base import Alert, Limits
+from responders.alerts.http import PostingSink, WebhookUrlSinkConfig
 
 MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_\[\]()#~|!{}])")
 HANDLE = re.compile(r"^@[A-Za-z0-9._-]{1,64}$")
@@ -47,29 +45,15 @@ def assignee(mention: dict[str, Any]) -> str:
     return escape(message.cut(agent, 80)) if agent else "unassigned"
 
 
-class MattermostSinkConfig(SinkConfig):
+class MattermostSinkConfig(WebhookUrlSinkConfig):
     kind: Literal["mattermost"]
-    webhook_url: SecretStr
-
-    @field_validator("webhook_url")
-    @classmethod
-    def _usable(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
-        return required_url(value, info)
 
 
-class MattermostSink:
+class MattermostSink(PostingSink):
     kind: ClassVar[str] = "mattermost"
     Config: ClassVar[type[MattermostSinkConfig]] = MattermostSinkConfig
     limits: ClassVar[Limits] = Limits(body_maxlen=4000, rate_per_second=1.0,
                                       private=("webhook_url",))
-
-    def __init__(self, config: MattermostSinkConfig, throttle: Throttle | None = None):
-        self.config = config
-        self.http = HttpPoster(config.timeout, self.limits, throttle)
-
-    @property
-    def name(self) -> str:
-        return self.config.name
 
     def body(self, alerts: Sequence[Alert], now: datetime) -> dict[str, Any]:
         if len(alerts) == 1:

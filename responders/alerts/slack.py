@@ -14,11 +14,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
-from pydantic import SecretStr, ValidationInfo, field_validator
-
 from responders.alerts import message
-from responders.alerts.base import Alert, Limits, SinkConfig, Throttle, required_url
-from responders.alerts.http import HttpPoster
+from responders.alerts.base import Alert, Limits
+from responders.alerts.http import PostingSink, WebhookUrlSinkConfig
 
 SLACK_USER_ID = re.compile(r"^(?:<@)?([UW][A-Z0-9]{2,})>?$")
 MAX_BLOCKS = 50
@@ -48,33 +46,19 @@ def assignee(mention: dict[str, Any]) -> str:
     return escape(message.cut(agent, 80)) if agent else "unassigned"
 
 
-class SlackSinkConfig(SinkConfig):
+class SlackSinkConfig(WebhookUrlSinkConfig):
     kind: Literal["slack"]
-    webhook_url: SecretStr
-
-    @field_validator("webhook_url")
-    @classmethod
-    def _usable(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
-        return required_url(value, info)
 
 
 def section(text: str, limit: int) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": message.cut_lines(text, limit)}}
 
 
-class SlackSink:
+class SlackSink(PostingSink):
     kind: ClassVar[str] = "slack"
     Config: ClassVar[type[SlackSinkConfig]] = SlackSinkConfig
     limits: ClassVar[Limits] = Limits(body_maxlen=3000, title_maxlen=300, rate_per_second=1.0,
                                       private=("webhook_url",))
-
-    def __init__(self, config: SlackSinkConfig, throttle: Throttle | None = None):
-        self.config = config
-        self.http = HttpPoster(config.timeout, self.limits, throttle)
-
-    @property
-    def name(self) -> str:
-        return self.config.name
 
     def body(self, alerts: Sequence[Alert], now: datetime) -> dict[str, Any]:
         limit = self.limits.body_maxlen

@@ -18,8 +18,8 @@ from pydantic import SecretStr, ValidationInfo, field_validator
 
 from connectors.webhook import SIGNATURE_HEADER, sign
 from responders.alerts import message
-from responders.alerts.base import Alert, Limits, SinkConfig, Throttle, required_url
-from responders.alerts.http import HttpPoster
+from responders.alerts.base import Alert, Limits, SinkConfig, required_url
+from responders.alerts.http import PostingSink
 
 
 class WebhookSinkConfig(SinkConfig):
@@ -46,19 +46,11 @@ def alert_json(alert: Alert, now: datetime) -> dict[str, Any]:
             "time_left_seconds": message.time_left_seconds(alert, now)}
 
 
-class WebhookSink:
+class WebhookSink(PostingSink):
     kind: ClassVar[str] = "webhook"
     Config: ClassVar[type[WebhookSinkConfig]] = WebhookSinkConfig
     limits: ClassVar[Limits] = Limits(body_maxlen=1_000_000, private=("url", "secret"),
                                       max_group=100)
-
-    def __init__(self, config: WebhookSinkConfig, throttle: Throttle | None = None):
-        self.config = config
-        self.http = HttpPoster(config.timeout, self.limits, throttle)
-
-    @property
-    def name(self) -> str:
-        return self.config.name
 
     def body(self, alerts: Sequence[Alert], now: datetime) -> dict[str, Any]:
         if len(alerts) == 1:
