@@ -71,6 +71,7 @@ class RawAuthor:
     name: str = ""
     email: str | None = None
     followers: int | None = None
+    phone: str | None = None  # as the platform gave it; normalised when linking customers
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,8 @@ class RawItem:
     conversation_id, Reddit submission, Discourse topic); `note` is recorded in the
     mention's `ingested` event (e.g. "no date upstream: fetch time used"). `by_brand`
     marks a post the connector knows is the brand's own (read from the brand account's
-    timeline), whatever `brand_accounts` says."""
+    timeline), whatever `brand_accounts` says. `repost` marks a retweet/boost the
+    platform flags as such: someone else's words, so noise for the queue."""
 
     external_id: str
     text: str
@@ -92,6 +94,7 @@ class RawItem:
     thread: str | None = None
     note: str | None = None
     by_brand: bool = False
+    repost: bool = False
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ class AuthorIn(BaseModel):
     name: str = Field("", max_length=200)
     email: str | None = Field(None, max_length=320)
     followers: int | None = Field(None, ge=0)
+    phone: str | None = Field(None, max_length=40)
 
 
 class MentionIn(BaseModel):
@@ -80,7 +81,8 @@ def parse_item(obj: Any, default_channel: str = "web") -> tuple[RawItem, str | N
         url=mention.url,
         lang=mention.lang,
         in_reply_to=mention.in_reply_to,
-        author=RawAuthor(author.handle, author.name, author.email, author.followers),
+        author=RawAuthor(author.handle, author.name, author.email, author.followers,
+                         author.phone),
     )
     return item, mention.source
 

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from connectors import build_connector
 from listener import db
+from listener.backlog import BACKLOG, Backlog
 from listener.clock import SystemClock
 from listener.config import Config
 from listener.coordinator import Coordinator
@@ -22,6 +23,7 @@ from listener.metrics import Metrics
 from listener.models import Mention
 from listener.pipeline.enrich import Enricher
 from listener.pipeline.ingest import Pipeline
+from listener.pipeline.noise import NoiseFilter
 from listener.pipeline.route import Routing
 from listener.services import SERVICES, Services
 from listener.store import Store
@@ -53,6 +55,8 @@ def build_services(config: Config, clock: Any = None, enricher: Enricher | None 
         brand_accounts=config.brand_accounts,
         clock=clock,
         follow_up_window=config.sla.next_response_window,
+        noise=NoiseFilter.from_config(config.noise),
+        phone_region=config.customers.default_region,
     )
     coordinator = Coordinator(pipeline, store, metrics, clock)
     engine = sla_engine(config, store, metrics, clock, pipeline.planner)
@@ -169,12 +173,14 @@ def init_app(services: Services, migrate: bool = True, background: bool = True) 
     app[SERVICES] = services
     outbox = app[ALERT_OUTBOX] = AlertOutbox.from_config(
         services.config, services.store, services.metrics, services.clock)
+    backlog = app[BACKLOG] = Backlog(services.store, services.pipeline.routing, services.clock)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await prepare_database(services, migrate)
         jobs = Jobs()
         if background:
             services.coordinator.schedule(jobs)
+            backlog.start(jobs)
             jobs.every(GAUGE_REFRESH_SECONDS, refresh_gauges, services.store, services.metrics,
                        services.clock, job_id="gauges", first_run=services.clock.now())
             jobs.start()

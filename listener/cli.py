@@ -1,4 +1,4 @@
-"""`listener serve | migrate | check-config | ingest | sla explain`."""
+"""`listener serve | migrate | check-config | ingest | customers import | sla explain`."""
 
 from __future__ import annotations
 
@@ -155,6 +155,19 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_customers_import(args: argparse.Namespace) -> int:
+    from listener.customers_import import import_customers
+
+    config = _load(args.config)
+    services = _services(config)
+    work = import_customers(services, args.path)  # type: ignore[arg-type]
+    report = _run(config, work, args.verbose)
+    if not report.readable:
+        return 1
+    print(report.summary())
+    return 0
+
+
 def cmd_sla_explain(args: argparse.Namespace) -> int:
     from listener.explain import explain
 
@@ -191,6 +204,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ingest.add_argument("path")
     ingest.set_defaults(func=cmd_ingest)
+
+    customers = sub.add_parser("customers", help="customer records")
+    customers_sub = customers.add_subparsers(dest="customers_command", required=True)
+    crm = customers_sub.add_parser(
+        "import", help="create or update customers from a CRM export (.csv or .jsonl)")
+    crm.add_argument("--config", required=True)
+    crm.add_argument("path")
+    crm.set_defaults(func=cmd_customers_import)
 
     sla = sub.add_parser("sla", help="SLA tools")
     sla_sub = sla.add_subparsers(dest="sla_command", required=True)

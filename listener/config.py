@@ -208,6 +208,8 @@ class RoutingRuleConfig(Section):
 class RoutingConfig(Section):
     strategy: Literal["least_loaded", "round_robin"] = "least_loaded"
     rules: list[RoutingRuleConfig] = []
+    handoff: Literal["reassign", "keep"] = "reassign"
+    affinity_window: PositiveDuration = timedelta(hours=24)
 
 
 class PolicyConfig(Section):
@@ -252,6 +254,23 @@ class SpikeConfig(Section):
     sentiment_below: float = Field(-0.25, gt=-1, le=1)
 
 
+class NoiseConfig(Section):
+    """Mentions stored as `ignored` (never queued): retweets, posts containing a
+    `blocklist` word or phrase (case-insensitive, Turkish-aware), and the same text from
+    the same author more than `repeat_limit` times within `repeat_window`."""
+
+    blocklist: StrList = []
+    repeat_window: PositiveDuration = timedelta(hours=1)
+    repeat_limit: int = Field(3, ge=1)
+
+
+class CustomersConfig(Section):
+    """How customers are recognised: phone numbers written without a country code are
+    read in `default_region` (ISO 3166 code) before comparing them."""
+
+    default_region: str = Field("TR", pattern="^[A-Za-z]{2}$")
+
+
 # The lists whose entries are picked by `kind`, and the registry that knows the kinds.
 UNION_KINDS: dict[str, dict[str, Any]] = {"sources": CONNECTORS, "alerts": SINKS}
 
@@ -275,6 +294,8 @@ class Config(Section):
     sla: SlaConfig = SlaConfig()
     alerts: list[AlertConfig] = []
     spike: SpikeConfig = SpikeConfig()
+    noise: NoiseConfig = NoiseConfig()
+    customers: CustomersConfig = CustomersConfig()
 
     @model_validator(mode="before")
     @classmethod

@@ -79,6 +79,56 @@ class Customer(Base):
     email: Mapped[str | None] = mapped_column(String(320), unique=True)
     segment: Mapped[str | None] = mapped_column(String(50))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The CRM's id: a CRM import updates the customer with the same one.
+    external_id: Mapped[str | None] = mapped_column(String(200), unique=True)
+    lifetime_value: Mapped[float | None] = mapped_column(Float)
+    # Set when merged into another customer: this one is then empty, kept for undo.
+    merged_into: Mapped[int | None] = mapped_column(Integer)
+
+
+class CustomerIdentity(Base):
+    """Something that identifies one customer: a handle on a channel, an e-mail, a phone
+    (E.164) or a CRM id. Values are normalised, so one value belongs to one customer."""
+
+    __tablename__ = "customer_identities"
+    __table_args__ = (
+        UniqueConstraint("kind", "channel", "value", name="uq_customer_identities_kind"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    channel: Mapped[str] = mapped_column(String(30), default="")  # "" unless a handle
+    value: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CustomerLink(Base):
+    """Audit of every link, merge and split, automatic or by hand, with what undoing
+    it needs (`undo`: the rows that moved and where they came from)."""
+
+    __tablename__ = "customer_links"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    action: Mapped[str] = mapped_column(String(10))
+    customer_id: Mapped[int] = mapped_column(Integer, index=True)
+    other_customer_id: Mapped[int | None] = mapped_column(Integer)
+    identity_id: Mapped[int | None] = mapped_column(Integer)
+    identity: Mapped[str | None] = mapped_column(String(400))
+    actor: Mapped[str] = mapped_column(String(120))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    undo: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class CustomerNote(Base):
+    """A note or an offer an agent left on a customer: part of their timeline."""
+
+    __tablename__ = "customer_notes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    text: Mapped[str] = mapped_column(Text)
+    author: Mapped[str | None] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Author(Base):
@@ -107,6 +157,9 @@ class Agent(Base):
     shift: Mapped[str | None] = mapped_column(String(200))
     slack: Mapped[str | None] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(default=True)
+    # Set by the agent (API), never by config sync: "away" takes them out of routing.
+    status: Mapped[str] = mapped_column(String(20), default="available",
+                                        server_default="available")
 
 
 class Mention(Base):

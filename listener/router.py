@@ -41,6 +41,7 @@ class AgentProfile:
     max_open: int
     shift: Shift | None  # None = always on shift
     teams: frozenset[str] = frozenset()
+    available: bool = True  # False = the agent set themselves away
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,8 @@ def why_not_eligible(
     agent: AgentProfile, facts: RoutingFacts, open_count: int, now: datetime
 ) -> str | None:
     """The first reason `agent` cannot take this mention, or None if it can."""
+    if not agent.available:
+        return "away"
     if facts.channel not in agent.channels:
         return f"no {facts.channel}"
     if facts.lang is not None and agent.languages and facts.lang not in agent.languages:
@@ -121,15 +124,22 @@ def choose_agent(
     strategy: str = "least_loaded",
     rules: Sequence[RoutingRule] = (),
     last_assigned: str | None = None,
+    preferred: str | None = None,
 ) -> Decision:
-    """Route by the first matching rule's agents, falling back to everyone.
+    """Route to `preferred` (the agent who has, or last had, this customer's conversation)
+    when eligible, else by the first matching rule's agents, falling back to everyone.
 
-    The fallback exists because an unassigned VIP mention is worse than one
-    answered by a non-lead agent; the reason records that it happened.
+    Affinity comes first because a customer answered by one person is better served
+    than one bounced between agents; it never overrides eligibility. The fallback
+    exists because an unassigned VIP mention is worse than one answered by a non-lead
+    agent; the reason records that it happened.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown routing strategy {strategy!r}; use one of {STRATEGIES}")
     pick = _Picker(facts, agents, open_counts, now, strategy, last_assigned)
+    known = next((a for a in agents if a.id == preferred), None)
+    if known is not None and pick.why_not(known) is None:
+        return Decision(known.id, f"affinity: {known.id} has this customer")
     for number, rule in enumerate(rules, start=1):
         if not rule.matches(facts):
             continue
@@ -159,7 +169,7 @@ class _Picker:
     last_assigned: str | None
 
     def __call__(self, candidates: Sequence[AgentProfile]) -> Decision:
-        ok = [a for a in candidates if self._why_not(a) is None]
+        ok = [a for a in candidates if self.why_not(a) is None]
         if not ok:
             return Decision(None, self._nobody(candidates))
         if self.strategy == "round_robin":
@@ -192,13 +202,13 @@ class _Picker:
         """Group agents by why they can't take it: "off shift: ayse, can; no tr: john"."""
         by_reason: dict[str, list[str]] = {}
         for agent in candidates:
-            by_reason.setdefault(self._why_not(agent) or "eligible", []).append(agent.id)
+            by_reason.setdefault(self.why_not(agent) or "eligible", []).append(agent.id)
         return "; ".join(f"{why}: {', '.join(ids)}" for why, ids in by_reason.items())
 
     def _load(self, agent: AgentProfile) -> int:
         return self.open_counts.get(agent.id, 0)
 
-    def _why_not(self, agent: AgentProfile) -> str | None:
+    def why_not(self, agent: AgentProfile) -> str | None:
         return why_not_eligible(agent, self.facts, self._load(agent), self.now)
 
 

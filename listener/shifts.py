@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 EXAMPLE = "mon-fri 09:00-18:00"
@@ -76,6 +76,30 @@ class Shift:
         local = moment.astimezone(self.tz)
         second = local.weekday() * 86400 + local.hour * 3600 + local.minute * 60 + local.second
         return any(w.contains(second) for w in self.windows)
+
+    def next_change(self, moment: datetime) -> datetime:
+        """The first window start or end after `moment` (in UTC), on the wall clock.
+
+        Routing re-runs at these moments: a starting shift brings capacity for the
+        backlog, an ending one hands work off. A wall time skipped by DST resolves to
+        just after the jump, which is still after the change.
+        """
+        local = moment.astimezone(self.tz)
+        monday = local.date() - timedelta(days=local.weekday())
+        after = moment.astimezone(UTC)
+        best: datetime | None = None
+        for week in (0, 1):
+            for window in self.windows:
+                for minute in (window.start, window.start + window.minutes):
+                    day, minute_of_day = divmod(minute, DAY_MINUTES)
+                    wall = datetime.combine(
+                        monday + timedelta(days=7 * week + day),
+                        time(minute_of_day // 60, minute_of_day % 60), self.tz)
+                    at = wall.astimezone(UTC)
+                    if at > after and (best is None or at < best):
+                        best = at
+        assert best is not None, "a parsed shift has at least one window"
+        return best
 
     def __str__(self) -> str:
         return f"{self.text} ({self.tz.key})"

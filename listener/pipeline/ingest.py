@@ -17,11 +17,13 @@ from listener.clock import SystemClock
 from listener.metrics import Metrics
 from listener.models import Mention
 from listener.pipeline.enrich import Enricher
+from listener.pipeline.noise import NoiseFilter, RepeatLog
 from listener.pipeline.normalize import normalize
 from listener.pipeline.route import Routing
 from listener.router import Decision
 from listener.store import IngestTx, Store
 from listener.store.ingest import AnsweredMention, AuthorLink
+from listener.store.routing import ConversationOwner
 from sla.planner import DeadlinePlanner
 from sla.policy import MentionFacts
 
@@ -64,6 +66,24 @@ def find_follow_up(item: RawItem, source: str, customer_id: int,
     return best.id if best else None
 
 
+def find_owner(item: RawItem, source: str, customer_id: int,
+               owners: Sequence[ConversationOwner], window: timedelta) -> str | None:
+    """The agent who has (or last had) this customer's conversation: the latest assigned
+    mention before this one in the same thread, or of the same customer within `window`."""
+    best: ConversationOwner | None = None
+    for earlier in owners:
+        if earlier.created_at > item.created_at:
+            continue
+        same_thread = bool(item.thread) and earlier.source == source and \
+            earlier.thread == item.thread
+        same_customer = earlier.customer_id == customer_id and \
+            item.created_at - earlier.created_at <= window
+        if (same_thread or same_customer) and (
+                best is None or earlier.created_at > best.created_at):
+            best = earlier
+    return best.assignee if best else None
+
+
 class Pipeline:
     def __init__(
         self,
@@ -75,8 +95,12 @@ class Pipeline:
         brand_accounts: dict[str, Sequence[str]] | None = None,
         clock: Any = None,
         follow_up_window: timedelta = timedelta(hours=24),
+        noise: NoiseFilter | None = None,
+        phone_region: str = "TR",
     ):
         self.store = store
+        self.phone_region = phone_region
+        self.noise = noise or NoiseFilter()
         self.follow_up_window = follow_up_window
         self.enricher = enricher
         self.routing = routing
@@ -114,7 +138,7 @@ class Pipeline:
             unique.setdefault(item.external_id, item)
         result = IngestResult(rejected=len(rejected), duplicates=len(items) - len(unique))
         async with self.store.write() as session:
-            tx = IngestTx(session)
+            tx = IngestTx(session, self.phone_region)
             existing = await tx.existing_ids(source.id, unique)
             result.duplicates += len(existing)
             fresh = [item for key, item in unique.items() if key not in existing]
@@ -136,24 +160,36 @@ class Pipeline:
         links = await tx.link_authors(((i.channel, i.author) for i in fresh), now)
         loads = await tx.open_counts()
         last = await tx.last_assigned()
+        away = await tx.away_agents()
+        window = self.routing.affinity_window
+        owners = await tx.conversation_owners(
+            {link.customer_id for link in links.values()}, source.id,
+            {item.thread for item in fresh if item.thread},
+            min(item.created_at for item in fresh) - window)
         answered = await tx.answered_conversations(
             source.id, {link.customer_id for link in links.values()},
             {item.thread for item in fresh if item.thread},
             min(item.created_at for item in fresh) - self.follow_up_window)
+        repeats = RepeatLog.of(await tx.recent_texts(
+            {link.author_id for link in links.values()}, self.noise.since(fresh)))
         rows, events = [], {}
         for item in fresh:
             queued = queue_after is None or item.created_at >= queue_after
             link = links[(item.channel, item.author.handle)]
             follows = find_follow_up(item, source.id, link.customer_id, answered,
                                      self.follow_up_window)
+            noise = self.noise.reason(item, link.author_id, repeats)
+            owner = find_owner(item, source.id, link.customer_id, owners, window)
             values, decision = self._plan(source, item, link, now, queued, loads, last,
-                                          follows)
+                                          follows, noise, away=away, owner=owner)
             if decision is not None and decision.agent_id:
                 loads[decision.agent_id] = loads.get(decision.agent_id, 0) + 1
                 last = decision.agent_id
+                owners.append(ConversationOwner(link.customer_id, source.id, item.thread,
+                                                item.created_at, decision.agent_id))
             rows.append(values)
             events[item.external_id] = self._events(source, item, now, queued, decision,
-                                                    values["follow_up_of"])
+                                                    values["follow_up_of"], noise)
         ids = await tx.insert_mentions(rows)
         result.duplicates += len(rows) - len(ids)
         await tx.add_events([{**event, "mention_id": ids[external_id]}
@@ -170,8 +206,9 @@ class Pipeline:
                     item.thread, reply_id=item.external_id, reply_url=item.url)
 
     def _plan(self, source: SourceInfo, item: RawItem, link: AuthorLink, now: datetime,
-              queued: bool, loads: dict[str, int], last: str | None, follows: int | None
-              ) -> tuple[dict[str, Any], Decision | None]:
+              queued: bool, loads: dict[str, int], last: str | None, follows: int | None,
+              noise: str | None = None, *, away: set[str] | None = None,
+              owner: str | None = None) -> tuple[dict[str, Any], Decision | None]:
         """The row to insert and the routing decision: enrich, deadline, route. A follow-up
         after a response gets a new clock under the policy's `next_response` rule."""
         enrichment = self.enricher.enrich(item.text, item.author.followers, item.lang)
@@ -185,7 +222,7 @@ class Pipeline:
             "assignee": None, "sla_policy": None, "deadline_at": None, "at_risk_at": None,
             "next_alert_at": None, "alerts_fired": 0, "follow_up_of": None,
         }
-        if self.is_brand(item, source) or not queued:
+        if self.is_brand(item, source) or not queued or noise:
             values["status"] = "ignored"
             return values, None
         facts = MentionFacts(channel=item.channel, source=source.id, lang=enrichment.lang,
@@ -199,15 +236,16 @@ class Pipeline:
             values.update(sla_policy=deadline.policy, deadline_at=deadline.deadline_at,
                           at_risk_at=deadline.at_risk_at,
                           next_alert_at=deadline.at_risk_at or deadline.deadline_at)
-        decision = self.routing.decide(facts, loads, now, last)
+        decision = self.routing.decide(facts, loads, now, last, away or (), owner)
         if decision.agent_id:
             values.update(assignee=decision.agent_id, status="assigned")
         return values, decision
 
     def _events(self, source: SourceInfo, item: RawItem, now: datetime, queued: bool,
-                decision: Decision | None, follows: int | None) -> list[dict[str, Any]]:
-        reason = ("brand account" if self.is_brand(item, source)
-                  else None if queued else "older than the backfill window")
+                decision: Decision | None, follows: int | None,
+                noise: str | None = None) -> list[dict[str, Any]]:
+        reason = ("brand account" if self.is_brand(item, source) else noise
+                  or (None if queued else "older than the backfill window"))
         data: dict[str, Any] = {"reason": reason}
         if item.note:
             data["note"] = item.note

@@ -34,5 +34,6 @@ def normalize(item: RawItem) -> RawItem:
             name=clean_text(author.name)[:200],
             email=author.email.strip().lower() if author.email else None,
             followers=author.followers,
+            phone=author.phone.strip() if author.phone else None,
         ),
     )

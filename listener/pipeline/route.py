@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Collection, Mapping
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -30,10 +31,13 @@ def rule_from_config(rule: Any) -> RoutingRule:
 
 
 class Routing:
-    def __init__(self, agents: list[AgentProfile], rules: list[RoutingRule], strategy: str):
+    def __init__(self, agents: list[AgentProfile], rules: list[RoutingRule], strategy: str,
+                 handoff: str = "reassign", affinity_window: timedelta = timedelta(hours=24)):
         self.agents = agents
         self.rules = rules
         self.strategy = strategy
+        self.handoff = handoff
+        self.affinity_window = affinity_window
 
     @classmethod
     def from_config(cls, config: Any) -> Routing:
@@ -42,7 +46,13 @@ class Routing:
             [profile_from_config(a, tz) for a in config.agents],
             [rule_from_config(r) for r in config.routing.rules],
             config.routing.strategy,
+            config.routing.handoff,
+            config.routing.affinity_window,
         )
+
+    def profiles(self, away: Collection[str] = ()) -> list[AgentProfile]:
+        """The configured agents, with `available` taken from their stored status."""
+        return [replace(a, available=False) if a.id in away else a for a in self.agents]
 
     def decide(
         self,
@@ -50,6 +60,8 @@ class Routing:
         loads: Mapping[str, int],
         now: datetime,
         last_assigned: str | None,
+        away: Collection[str] = (),
+        preferred: str | None = None,
     ) -> Decision:
         routing_facts = RoutingFacts(
             channel=facts.channel,
@@ -59,5 +71,6 @@ class Routing:
             priority=facts.priority,
         )
         return choose_agent(
-            routing_facts, self.agents, loads, now, self.strategy, self.rules, last_assigned
+            routing_facts, self.profiles(away), loads, now, self.strategy, self.rules,
+            last_assigned, preferred,
         )

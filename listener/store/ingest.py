@@ -7,19 +7,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, tuple_
+from sqlalchemy import and_, insert, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import RawAuthor, Rejected
+from listener.identities import BadIdentity, label, normalise
 from listener.models import (
     Author,
     Customer,
+    CustomerIdentity,
+    CustomerLink,
     Mention,
     MentionEvent,
     RejectedItem,
     SourceState,
 )
+from listener.store import routing as routing_store
+from listener.store.customers import claim_identities, identity_id
 from listener.store.queries import open_counts
 
 
@@ -50,8 +55,9 @@ class AnsweredMention:
 
 
 class IngestTx:
-    def __init__(self, session: AsyncSession):
+    def __init__(self, session: AsyncSession, phone_region: str = "TR"):
         self.session = session
+        self.phone_region = phone_region
         self._insert = (
             postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
         )
@@ -88,8 +94,29 @@ class IngestTx:
             .where(Mention.first_response_at.is_not(None), or_(*conditions)))
         return [AnsweredMention(*row) for row in rows]
 
+    async def recent_texts(self, author_ids: set[int], since: datetime
+                           ) -> list[tuple[int, str, datetime]]:
+        """(author_id, text, created_at) of these authors' mentions since `since`: what
+        the noise stage compares a batch with to spot an author repeating one text."""
+        if not author_ids:
+            return []
+        rows = await self.session.execute(
+            select(Mention.author_id, Mention.text, Mention.created_at)
+            .where(Mention.author_id.in_(author_ids), Mention.created_at >= since))
+        return [tuple(row) for row in rows]
+
     async def open_counts(self) -> dict[str, int]:
         return await open_counts(self.session)
+
+    async def away_agents(self) -> set[str]:
+        """Agents who set themselves away: routing at ingest skips them."""
+        return await routing_store.away_agents(self.session)
+
+    async def conversation_owners(self, customer_ids: set[int], source: str,
+                                  threads: set[str], since: datetime
+                                  ) -> list[routing_store.ConversationOwner]:
+        return await routing_store.conversation_owners(self.session, customer_ids, source,
+                                                       threads, since)
 
     async def last_assigned(self) -> str | None:
         """Round robin resumes after whoever got the newest assigned mention."""
@@ -105,9 +132,9 @@ class IngestTx:
     ) -> dict[tuple[str, str], AuthorLink]:
         """Find or create each author and the customer behind it, keyed by (channel, handle).
 
-        One query finds the known authors of a batch; new ones join an existing customer when
-        the e-mail matches, or when the same handle with the same display name is known on
-        another channel. Inserts tolerate a concurrent writer creating the same row.
+        One query finds the known authors of a batch; new ones join an existing customer
+        only on a strong identifier (see `_customer_for`). Inserts tolerate a concurrent
+        writer creating the same row.
         """
         wanted = {(channel, author.handle): author for channel, author in authors}
         links: dict[tuple[str, str], AuthorLink] = {}
@@ -126,8 +153,20 @@ class IngestTx:
                 links[key] = await self._new_author(key[0], author, now)
         return links
 
+    def _identities(self, channel: str, author: RawAuthor) -> list[tuple[str, str, str]]:
+        """The author's strong identifiers, normalised; an unreadable phone is left out."""
+        found = [normalise("handle", author.handle, channel)]
+        for kind, value in (("email", author.email), ("phone", author.phone)):
+            if value:
+                try:
+                    found.append(normalise(kind, value, region=self.phone_region))
+                except BadIdentity:
+                    continue
+        return found
+
     async def _new_author(self, channel: str, author: RawAuthor, now: datetime) -> AuthorLink:
-        customer_id, segment = await self._customer_for(author, now)
+        identities = self._identities(channel, author)
+        customer_id, segment, actor = await self._customer_for(author, identities, now)
         values = {
             "channel": channel,
             "handle": author.handle,
@@ -153,44 +192,51 @@ class IngestTx:
                 )
             ).one()
             return AuthorLink(row.id, row.customer_id, segment)
+        claimed = await claim_identities(self.session, customer_id, identities, now)
+        if actor is not None:
+            handle = identities[0]
+            self.session.add(CustomerLink(
+                action="link", customer_id=customer_id, identity=label(*handle), actor=actor,
+                identity_id=await identity_id(self.session, *handle), at=now,
+                undo={"authors": [author_id], "identities": claimed}))
         return AuthorLink(author_id, customer_id, segment)
 
-    async def _customer_for(self, author: RawAuthor, now: datetime) -> tuple[int, str | None]:
-        if author.email:
-            row = (
-                await self.session.execute(
-                    select(Customer.id, Customer.segment).where(Customer.email == author.email)
-                )
-            ).first()
+    async def _customer_for(
+        self, author: RawAuthor, identities: list[tuple[str, str, str]], now: datetime
+    ) -> tuple[int, str | None, str | None]:
+        """(customer id, segment, actor of the automatic link or None for a new customer).
+
+        Only strong identifiers link: a handle the CRM import named (`auto:crm`), the same
+        e-mail (`auto:email`) or the same phone (`auto:phone`). Never a display name: two
+        people called Ali Veli are two customers until someone merges them.
+        """
+        rows = (await self.session.execute(
+            select(CustomerIdentity.kind, Customer.id, Customer.segment)
+            .join(Customer, Customer.id == CustomerIdentity.customer_id)
+            .where(tuple_(CustomerIdentity.kind, CustomerIdentity.channel,
+                          CustomerIdentity.value).in_(identities))
+        )).all()
+        rank = {"handle": 0, "email": 1, "phone": 2}
+        for kind, found_id, segment in sorted(rows, key=lambda r: rank.get(r[0], 3)):
+            return found_id, segment, "auto:crm" if kind == "handle" else f"auto:{kind}"
+        email = next((v for k, _, v in identities if k == "email"), None)
+        if email:
+            row = (await self.session.execute(
+                select(Customer.id, Customer.segment).where(Customer.email == email)
+            )).first()
             if row is not None:
-                return row.id, row.segment
-        if author.name:
-            row = (
-                await self.session.execute(
-                    select(Customer.id, Customer.segment)
-                    .join(Author, Author.customer_id == Customer.id)
-                    .where(
-                        Author.handle == author.handle,
-                        func.lower(Author.name) == author.name.lower(),
-                    )
-                    .limit(1)
-                )
-            ).first()
-            if row is not None:
-                return row.id, row.segment
+                return row.id, row.segment, "auto:email"
         customer_id = (
             await self.session.execute(
                 self._insert(Customer)
-                .values(
-                    display_name=author.name or author.handle, email=author.email, created_at=now
-                )
+                .values(display_name=author.name or author.handle, email=email, created_at=now)
                 .on_conflict_do_nothing(index_elements=["email"])
                 .returning(Customer.id)
             )
         ).scalar_one_or_none()
-        if customer_id is None:
-            return await self._customer_for(author, now)
-        return customer_id, None
+        if customer_id is None:  # a concurrent writer created the customer of this e-mail
+            return await self._customer_for(author, identities, now)
+        return customer_id, None, None
 
     async def insert_mentions(self, rows: list[dict[str, Any]]) -> dict[str, int]:
         """external_id → new id; rows whose (source, external_id) exists already (a

@@ -12,7 +12,16 @@ JINJA = web.AppKey("jinja", jinja2.Environment)
 
 
 def setup_web(app: web.Application) -> None:
-    from listener.web import alerts, api, dashboard, health, openapi, sources, webhooks
+    from listener.web import (
+        alerts,
+        api,
+        customers,
+        dashboard,
+        health,
+        openapi,
+        sources,
+        webhooks,
+    )
     from listener.web.auth import token_middleware
     from listener.web.errors import error_middleware
 
@@ -21,5 +30,5 @@ def setup_web(app: web.Application) -> None:
         autoescape=jinja2.select_autoescape(("html",), default=True),
     )
     app.middlewares.extend([error_middleware, token_middleware])
-    for module in (api, sources, alerts, webhooks, health, openapi, dashboard):
+    for module in (api, customers, sources, alerts, webhooks, health, openapi, dashboard):
         app.add_routes(module.routes)

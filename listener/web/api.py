@@ -8,11 +8,14 @@ from typing import Any
 from aiohttp import web
 
 from connectors.base import ReplyRefused, ReplyTarget
+from listener.backlog import BACKLOG
 from listener.models import STATUSES
 from listener.services import SERVICES, Services
 from listener.store import MentionFilter
 from listener.store import queries as q
 from listener.store.actions import Conflict, Invalid, NotFound, assign, mark_responded
+from listener.store.customers import customer_detail
+from listener.store.routing import AGENT_STATUSES
 from listener.web.errors import APIError
 from listener.web.serialize import agent_json, customer_json, iso, mention_json
 from responders.drafts import UnknownTemplate
@@ -113,9 +116,10 @@ async def get_mention(request: web.Request) -> web.Response:
         if row is None:
             raise APIError(404, "not_found", f"mention {mention_id} does not exist")
         body = mention_json(*row, now)
-        customer = await q.get_customer(session, row[0].customer_id) if row[0].customer_id else None
+        customer = (await customer_detail(session, row[0].customer_id)
+                    if row[0].customer_id else None)
         events = await q.events_for(session, mention_id)
-    body["customer"] = customer_json(*customer, now) if customer else None
+    body["customer"] = customer_json(customer, now) if customer else None
     body["events"] = [
         {"kind": e.kind, "at": e.at.isoformat(), "actor": e.actor, "data": e.data} for e in events
     ]
@@ -136,6 +140,7 @@ async def _act(request: web.Request, action: Any, **kwargs: Any) -> web.Response
         raise APIError(422, "invalid", str(exc)) from None
     except Conflict as exc:
         raise APIError(409, "conflict", str(exc)) from None
+    request.app[BACKLOG].wake()  # an answer or a move may have freed someone's capacity
     async with svc.store.read() as session:
         row = await q.get_mention(session, mention_id)
     assert row is not None
@@ -228,15 +233,24 @@ async def list_agents(request: web.Request) -> web.Response:
     return web.json_response({"items": [agent_json(a, n) for a, n in agents]})
 
 
-@routes.get("/api/v1/customers/{id}")
-async def get_customer(request: web.Request) -> web.Response:
+@routes.post("/api/v1/agents/{agent_id}/status")
+async def set_agent_status(request: web.Request) -> web.Response:
+    """Away takes the agent out of routing (and, with `routing.handoff: reassign`, hands
+    their open mentions on); available brings them back and drains the backlog."""
     svc = services(request)
-    customer_id = int_param(request, "id")
+    body = await json_body(request)
+    status = body.get("status")
+    if status not in AGENT_STATUSES:
+        raise APIError(422, "invalid", 'send {"status": "available" | "away"}')
+    agent_id = request.match_info["agent_id"]
+    try:
+        agent = await request.app[BACKLOG].set_status(agent_id, status, actor(body),
+                                                      svc.clock.now())
+    except NotFound as exc:
+        raise APIError(404, "not_found", str(exc)) from None
     async with svc.store.read() as session:
-        found = await q.get_customer(session, customer_id)
-    if found is None:
-        raise APIError(404, "not_found", f"customer {customer_id} does not exist")
-    return web.json_response(customer_json(*found, svc.clock.now()))
+        load = (await q.open_counts(session)).get(agent.id, 0)
+    return web.json_response(agent_json(agent, load))
 
 
 @routes.get("/api/v1/sla/summary")

@@ -15,6 +15,7 @@ from typing import Any
 from listener.models import STATUSES
 from listener.store.alerts import STATES as ALERT_STATES
 from listener.store.queries import SLA_STATES
+from listener.store.routing import AGENT_STATUSES
 from responders.alerts.base import ALERT_KINDS
 
 Schema = dict[str, Any]
@@ -147,13 +148,73 @@ HISTORY_ITEM = record("One of the customer's mentions, on any channel", {
     "sla_state": nullable(enum(SLA_STATES)),
 })
 
-CUSTOMER = record("A customer: their accounts on every channel and latest 50 mentions", {
+CUSTOMER_SUMMARY_PROPERTIES: dict[str, Schema] = {
     "id": INTEGER,
     "name": STRING,
     "email": nullable(STRING),
-    "segment": nullable(STRING),
-    "accounts": {"type": "array", "items": ref("Author")},
-    "history": {"type": "array", "items": ref("CustomerHistoryItem")},
+    "segment": nullable({**STRING, "description": "e.g. vip, high_value, at_risk: routing "
+                                                  "rules and SLA policies match on it"}),
+    "external_id": nullable({**STRING, "description": "the CRM's id (customers import)"}),
+    "lifetime_value": nullable({"type": "number"}),
+    "merged_into": nullable({**INTEGER, "description": "set when merged into that customer"}),
+}
+CUSTOMER_SUMMARY = record("A customer as search lists it", CUSTOMER_SUMMARY_PROPERTIES)
+CUSTOMER_PAGE = record("One page of customers, newest first", {
+    "items": {"type": "array", "items": ref("CustomerSummary")},
+    "next_cursor": nullable(STRING),
+})
+IDENTITY = record("Something that identifies the customer, normalised", {
+    "id": INTEGER,
+    "kind": enum(("handle", "email", "phone", "crm")),
+    "channel": nullable({**STRING, "description": "the handle's channel; null otherwise"}),
+    "value": {**STRING, "description": "e-mail lower-case, phone E.164, handle without @"},
+})
+TIMELINE_ITEM = record("One thing in the customer's history on any channel", {
+    "type": enum(("mention", "response", "note", "offer")),
+    "at": TIME,
+    "id": {**INTEGER, "description": "id of the mention, the response event or the note"},
+    "mention_id": nullable(INTEGER),
+    "channel": nullable(STRING),
+    "source": nullable(STRING),
+    "text": nullable(STRING),
+    "url": nullable(STRING),
+    "status": nullable({**STRING, "description": "a mention's status; responded or "
+                                                 "replied for a response"}),
+    "actor": nullable({**STRING, "description": "who responded, or wrote the note"}),
+})
+CUSTOMER = record(
+    "A customer: identities, accounts on every channel, latest 50 mentions (`history`) and "
+    "the cross-channel timeline, newest first, a page at a time",
+    {
+        **CUSTOMER_SUMMARY_PROPERTIES,
+        "identities": {"type": "array", "items": ref("CustomerIdentity")},
+        "accounts": {"type": "array", "items": ref("Author")},
+        "history": {"type": "array", "items": ref("CustomerHistoryItem")},
+        "timeline": {"type": "array", "items": ref("TimelineItem")},
+        "next_cursor": nullable({**STRING, "description": "the timeline's next page"}),
+    })
+CUSTOMER_LINK = record("One recorded link, merge, split or undo", {
+    "id": {**INTEGER, "description": "POST /api/v1/customer-links/{id}/undo reverses it"},
+    "action": enum(("link", "merge", "split", "undo")),
+    "customer_id": INTEGER,
+    "other_customer_id": nullable(INTEGER),
+    "identity": nullable({**STRING, "description": "e.g. twitter:@ali, email:a@b.com"}),
+    "actor": {**STRING, "description": "auto:email, auto:phone, auto:crm or api:<by>"},
+    "at": TIME,
+    "undone_at": nullable(TIME),
+    "moved": {"type": "object", "description": "ids of the rows that moved",
+              "additionalProperties": {"type": "array", "items": INTEGER}},
+})
+CUSTOMER_CHANGE = record("The customer after the change, and its audit record", {
+    "customer": ref("Customer"),
+    "link": nullable(ref("CustomerLink")),
+})
+NOTE = record("A note or offer on the customer", {
+    "id": INTEGER,
+    "kind": enum(("note", "offer")),
+    "text": STRING,
+    "author": nullable(STRING),
+    "at": TIME,
 })
 
 AGENT = record("A configured, active agent and their open load", {
@@ -163,6 +224,8 @@ AGENT = record("A configured, active agent and their open load", {
     "languages": {"type": "array", "items": STRING},
     "max_open": INTEGER,
     "shift": nullable(STRING),
+    "status": {**enum(AGENT_STATUSES),
+               "description": "away: out of routing until set available again"},
     "open": {**COUNT, "description": "open (new or assigned) mentions assigned to them"},
 })
 
@@ -297,7 +360,9 @@ AUTHOR_IN = record("Who wrote a pushed mention", {
     "email": nullable({**STRING, "maxLength": 320,
                        "description": "links the author to a customer across channels"}),
     "followers": nullable(COUNT),
-}, optional=("name", "email", "followers"))
+    "phone": nullable({**STRING, "maxLength": 40,
+                       "description": "links the author to a customer by phone, any format"}),
+}, optional=("name", "email", "followers", "phone"))
 
 BY: Schema = nullable({**STRING, "maxLength": 100,
                        "description": 'who acts, recorded in the history; default "api"'})
@@ -305,6 +370,10 @@ BY: Schema = nullable({**STRING, "maxLength": 100,
 ASSIGN_BODY = record("Assign, reassign or unassign", {
     "agent": nullable({**STRING, "minLength": 1,
                        "description": "agent id (GET /api/v1/agents); null unassigns"}),
+    "by": BY,
+}, optional=("by",))
+AGENT_STATUS_BODY = record("Set an agent available or away", {
+    "status": enum(AGENT_STATUSES),
     "by": BY,
 }, optional=("by",))
 RESPOND_BODY = record("Mark responded: the customer was answered outside Listener", {
@@ -327,6 +396,28 @@ REPLY_BODY = record(
            {"required": ["template"],
             "properties": {"template": {"type": "string", "pattern": "^[a-z0-9_-]{1,50}$"}}}],
 )
+API_BY: Schema = nullable({**STRING, "maxLength": 100,
+                           "description": 'who acts, recorded as api:<by> in the audit'})
+IDENTITY_BODY = record("Link an identity to the customer", {
+    "kind": enum(("handle", "email", "phone", "crm")),
+    "value": {**STRING, "minLength": 1, "maxLength": 320},
+    "channel": nullable({**STRING, "maxLength": 30, "description": "needed for a handle"}),
+    "by": API_BY,
+}, optional=("channel", "by"))
+MERGE_BODY = record("Merge another customer into this one", {
+    "from": {**INTEGER, "minimum": 1, "description": "the customer whose records move here"},
+    "by": API_BY,
+}, optional=("by",))
+SPLIT_BODY = record("Split one identity (and its account's mentions) off", {
+    "identity": {**INTEGER, "minimum": 1},
+    "by": API_BY,
+}, optional=("by",))
+UNDO_BODY = record("Undo a link, merge or split", {"by": API_BY}, optional=("by",))
+NOTE_BODY = record("A note or an offer for the customer's timeline", {
+    "kind": {**enum(("note", "offer")), "default": "note"},
+    "text": {**STRING, "minLength": 1, "maxLength": 10000},
+    "author": nullable({**STRING, "maxLength": 100}),
+}, optional=("kind", "author"))
 PUSH_BODY: Schema = {
     "description": "One mention, or a non-empty list of them; one bad object rejects all",
     "oneOf": [ref("MentionIn"),
@@ -343,6 +434,18 @@ COMPONENTS: dict[str, Schema] = {
     "MentionPage": MENTION_PAGE,
     "CustomerHistoryItem": HISTORY_ITEM,
     "Customer": CUSTOMER,
+    "CustomerSummary": CUSTOMER_SUMMARY,
+    "CustomerPage": CUSTOMER_PAGE,
+    "CustomerIdentity": IDENTITY,
+    "TimelineItem": TIMELINE_ITEM,
+    "CustomerLink": CUSTOMER_LINK,
+    "CustomerChange": CUSTOMER_CHANGE,
+    "CustomerNote": NOTE,
+    "IdentityRequest": IDENTITY_BODY,
+    "MergeRequest": MERGE_BODY,
+    "SplitRequest": SPLIT_BODY,
+    "UndoRequest": UNDO_BODY,
+    "NoteRequest": NOTE_BODY,
     "Agent": AGENT,
     "AgentList": AGENT_LIST,
     "StateCounts": STATE_COUNTS,
@@ -360,6 +463,7 @@ COMPONENTS: dict[str, Schema] = {
     "AuthorIn": AUTHOR_IN,
     "AssignRequest": ASSIGN_BODY,
     "RespondRequest": RESPOND_BODY,
+    "AgentStatusRequest": AGENT_STATUS_BODY,
     "ReplyRequest": REPLY_BODY,
     "PushRequest": PUSH_BODY,
 }

@@ -6,7 +6,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from listener.humanize import time_left
-from listener.models import Agent, Author, Customer, Mention
+from listener.models import (
+    Agent,
+    Author,
+    Customer,
+    CustomerIdentity,
+    CustomerLink,
+    CustomerNote,
+    Mention,
+)
+from listener.store.customers import CustomerDetail
 from sla.policy import sla_state
 
 
@@ -67,15 +76,14 @@ def mention_json(mention: Mention, author: Author | None, now: datetime) -> dict
     }
 
 
-def customer_json(
-    customer: Customer, authors: list[Author], history: list[Mention], now: datetime
-) -> dict[str, Any]:
+def customer_json(detail: CustomerDetail, now: datetime) -> dict[str, Any]:
+    """A customer with identities, accounts, the latest mentions (`history`) and the first
+    page of their cross-channel timeline."""
+    customer = detail.customer
     return {
-        "id": customer.id,
-        "name": customer.display_name,
-        "email": customer.email,
-        "segment": customer.segment,
-        "accounts": [author_json(a) for a in authors],
+        **customer_summary_json(customer),
+        "identities": [identity_json(i) for i in detail.identities],
+        "accounts": [author_json(a) for a in detail.authors],
         "history": [
             {
                 "id": m.id,
@@ -87,9 +95,52 @@ def customer_json(
                 "url": m.url,
                 "sla_state": sla_state(m.deadline_at, m.at_risk_at, m.first_response_at, now),
             }
-            for m in history
+            for m in detail.history
         ],
+        "timeline": [{**item, "at": iso(item["at"])} for item in detail.timeline],
+        "next_cursor": detail.next_cursor,
     }
+
+
+def customer_summary_json(customer: Customer) -> dict[str, Any]:
+    return {
+        "id": customer.id,
+        "name": customer.display_name,
+        "email": customer.email,
+        "segment": customer.segment,
+        "external_id": customer.external_id,
+        "lifetime_value": customer.lifetime_value,
+        "merged_into": customer.merged_into,
+    }
+
+
+def identity_json(identity: CustomerIdentity) -> dict[str, Any]:
+    return {
+        "id": identity.id,
+        "kind": identity.kind,
+        "channel": identity.channel or None,
+        "value": identity.value,
+    }
+
+
+def link_json(link: CustomerLink) -> dict[str, Any]:
+    return {
+        "id": link.id,
+        "action": link.action,
+        "customer_id": link.customer_id,
+        "other_customer_id": link.other_customer_id,
+        "identity": link.identity,
+        "actor": link.actor,
+        "at": iso(link.at),
+        "undone_at": iso(link.undone_at),
+        "moved": {key: value for key, value in (link.undo or {}).items()
+                  if key in ("identities", "authors", "mentions", "notes")},
+    }
+
+
+def note_json(note: CustomerNote) -> dict[str, Any]:
+    return {"id": note.id, "kind": note.kind, "text": note.text, "author": note.author,
+            "at": iso(note.at)}
 
 
 def agent_json(agent: Agent, open_count: int) -> dict[str, Any]:
@@ -100,5 +151,6 @@ def agent_json(agent: Agent, open_count: int) -> dict[str, Any]:
         "languages": agent.languages,
         "max_open": agent.max_open,
         "shift": agent.shift,
+        "status": agent.status,
         "open": open_count,
     }

@@ -253,3 +253,48 @@ def test_any_text_gets_a_valid_enrichment(enricher: Enricher, text: str, followe
     result = enricher.enrich(text, followers=followers)
     assert -1 <= result.sentiment <= 1
     assert result.priority in PRIORITIES
+
+
+# ------------------------------------------- rules the labelled set asked for (sentiment.py)
+@pytest.mark.parametrize(
+    "text",
+    ["Teşekkürler Acme, 2 haftadır bekliyorum, ne güzel hizmet 🙄",
+     "Oh wonderful, the app logged me out again. Love that for me.",
+     'The "fast shipping" took 12 days', "Thanks for nothing, Acme",
+     "Hızlı teslimat dediniz, 9 gün sürdü"],
+)  # fmt: skip
+def test_sarcasm_is_a_complaint(enricher: Enricher, text: str) -> None:
+    assert enricher.enrich(text).sentiment <= -0.3
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Fatura itirazım 20 gündür sonuçlanmadı", "Order status has said processing for 10 days",
+     "Why does it take 14 business days to process a refund?",
+     "Nimbus Bank's app won't let me log in since yesterday"],
+)  # fmt: skip
+def test_waiting_is_a_complaint(enricher: Enricher, text: str) -> None:
+    assert enricher.enrich(text).sentiment <= -0.3
+
+
+def test_a_named_problem_not_understood_stays_a_complaint(enricher: Enricher) -> None:
+    """A negated verb flips a bare "sorun" ("sorun yaşamadım") but not "sorunu"."""
+    assert enricher.sentiment("sorunu anlamıyorlar", "tr") < -0.3
+    assert enricher.sentiment("hiç kopma yaşamadım", "tr") > 0
+    assert enricher.sentiment("canlı destekte kimse yok", "tr") < 0
+    assert enricher.sentiment("iyi değil", "tr") <= -0.3
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Yıllardır müşterinizim, hiç pişman olmadım", "Paketleme çok özenliydi, eline sağlık",
+     "Couldn't be happier with my new phone", "Pricey but worth every penny",
+     "Valla şikayet edecek bir şey bulamadım 😄"],
+)  # fmt: skip
+def test_idioms_of_praise(enricher: Enricher, text: str) -> None:
+    assert enricher.enrich(text).sentiment >= 0.3
+
+
+def test_numbers_in_a_question_are_not_a_complaint(enricher: Enricher) -> None:
+    assert abs(enricher.enrich("Ürün kodu AC-4471, stokta var mı?").sentiment) < 0.3
+    assert abs(enricher.enrich("How long does express shipping take to Izmir?").sentiment) < 0.3

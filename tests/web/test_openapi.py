@@ -27,6 +27,7 @@ ASSIGN = "/api/v1/mentions/{id}/assign"
 RESPOND = "/api/v1/mentions/{id}/respond"
 REPLY = "/api/v1/mentions/{id}/reply"
 CUSTOMER = "/api/v1/customers/{id}"
+AGENT_STATUS = "/api/v1/agents/{agent_id}/status"
 WEBHOOK = "/api/v1/webhooks/{source_id}"
 TOO_LARGE = b"[" + b" " * (8 * 1024 * 1024) + b"]"
 FORMATS = FormatChecker(formats=())
@@ -212,6 +213,7 @@ async def test_every_answer_is_one_the_document_declares(aiohttp_client: Any, se
     await assign_and_respond(api, ids)
     await reply(api, ids, platform)
     await directory(api, ids)
+    await customers(api, ids)
     await alert_log(api, services, ids)
     await every_secured_operation_needs_a_token(api)
     wrong_method = await client.delete(MENTIONS, headers=AUTH)
@@ -343,6 +345,20 @@ async def reply(api: Contract, ids: dict[str, int], platform: MastodonDouble) ->
 async def directory(api: Contract, ids: dict[str, int]) -> None:
     agents = await api.call("get", "/api/v1/agents", 200)
     assert {a["id"] for a in agents["items"]} == {"ayse", "john"}
+    away = await api.call("post", AGENT_STATUS, 200, json_body={"status": "away", "by": "lead"},
+                          agent_id="john")
+    assert away["status"] == "away"
+    back = await api.call("post", AGENT_STATUS, 200, json_body={"status": "available"},
+                          agent_id="john")
+    assert back["status"] == "available"
+    await api.call("post", AGENT_STATUS, 404, json_body={"status": "away"}, agent_id="nobody")
+    for body, valid in (({}, False), ({"status": "busy"}, False), ([], False)):
+        await api.call("post", AGENT_STATUS, 422, json_body=body, body_valid=valid,
+                       agent_id="john")
+    await api.call("post", AGENT_STATUS, 400, data=b"{not json", agent_id="john",
+                   headers={**AUTH, "Content-Type": "application/json"})
+    await api.call("post", AGENT_STATUS, 413, data=TOO_LARGE, agent_id="john",
+                   headers={**AUTH, "Content-Type": "application/json"})
     detail = await api.call("get", MENTION, 200, id=ids["w-1"])
     customer = await api.call("get", CUSTOMER, 200, id=detail["customer_id"])
     assert customer["history"][0]["channel"] == "web"
@@ -358,6 +374,74 @@ async def directory(api: Contract, ids: dict[str, int]) -> None:
                           "additionalProperties": False}
     for source in sources["items"]:  # no connector here adds top-level keys of its own
         api.validator(standard_keys_only).validate(source)
+
+
+CUSTOMERS = "/api/v1/customers"
+IDENTITIES = "/api/v1/customers/{id}/identities"
+MERGE = "/api/v1/customers/{id}/merge"
+SPLIT = "/api/v1/customers/{id}/split"
+UNDO = "/api/v1/customer-links/{id}/undo"
+NOTES = "/api/v1/customers/{id}/notes"
+
+
+async def customers(api: Contract, ids: dict[str, int]) -> None:
+    """Search, link, merge, split, undo and notes, each way they answer."""
+    jane = (await api.call("get", MENTION, 200, id=ids["t-1"]))["customer_id"]
+    deniz = (await api.call("get", MENTION, 200, id=ids["w-1"]))["customer_id"]
+    page = await api.call("get", CUSTOMERS, 200, params={"q": "deniz@example.com"})
+    assert deniz in [c["id"] for c in page["items"]]
+    first = await api.call("get", CUSTOMERS, 200, params={"limit": "1"})
+    await api.call("get", CUSTOMERS, 200, params={"cursor": first["next_cursor"]})
+    for params in ({"limit": "0"}, {"cursor": "nope"}):
+        await api.call("get", CUSTOMERS, 400, params=params)
+    linked = await api.call("post", IDENTITIES, 200, id=jane, json_body={
+        "kind": "phone", "value": "0532 123 45 67", "by": "lead"})
+    assert linked["link"]["actor"] == "api:lead"
+    assert (await api.call("post", IDENTITIES, 200, id=jane, json_body={
+        "kind": "phone", "value": "+90 532 123 4567"}))["link"] is None
+    await api.call("post", IDENTITIES, 409, id=deniz,
+                   json_body={"kind": "phone", "value": "+905321234567"})
+    await api.call("post", IDENTITIES, 404, id=999999,
+                   json_body={"kind": "email", "value": "x@example.com"})
+    for body, valid in (({"kind": "fax", "value": "1"}, False),
+                        ({"kind": "handle", "value": "ali"}, True), ([], False)):
+        await api.call("post", IDENTITIES, 422, id=jane, json_body=body, body_valid=valid)
+    note = await api.call("post", NOTES, 201, id=jane,
+                          json_body={"kind": "offer", "text": "10% off", "author": "ayse"})
+    assert note["kind"] == "offer"
+    await api.call("post", NOTES, 404, id=999999, json_body={"text": "hi"})
+    await api.call("post", NOTES, 422, id=jane, json_body={"text": ""}, body_valid=False)
+    merged = await api.call("post", MERGE, 200, id=deniz, json_body={"from": jane})
+    assert merged["link"]["action"] == "merge"
+    timeline = await api.call("get", CUSTOMER, 200, id=deniz, params={"limit": "1"})
+    await api.call("get", CUSTOMER, 200, id=deniz, params={"cursor": timeline["next_cursor"]})
+    await api.call("get", CUSTOMER, 400, id=deniz, params={"cursor": "nope"})
+    await api.call("post", NOTES, 409, id=jane, json_body={"text": "hi"})
+    await api.call("post", MERGE, 409, id=deniz, json_body={"from": jane})
+    await api.call("post", MERGE, 404, id=deniz, json_body={"from": 999999})
+    await api.call("post", MERGE, 422, id=deniz, json_body={"from": deniz})
+    await api.call("post", MERGE, 422, id=deniz, json_body={}, body_valid=False)
+    undone = await api.call("post", UNDO, 200, id=merged["link"]["id"], json_body={"by": "lead"})
+    assert undone["link"]["action"] == "undo"
+    await api.call("post", UNDO, 409, id=merged["link"]["id"])
+    await api.call("post", UNDO, 422, id=undone["link"]["id"])
+    await api.call("post", UNDO, 404, id=999999)
+    phone = next(i for i in (await api.call("get", CUSTOMER, 200, id=jane))["identities"]
+                 if i["kind"] == "phone")
+    split = await api.call("post", SPLIT, 201, id=jane, json_body={"identity": phone["id"]})
+    assert split["customer"]["identities"][0]["value"] == "+905321234567"
+    await api.call("post", SPLIT, 404, id=jane, json_body={"identity": phone["id"]})
+    only = split["customer"]["identities"][0]["id"]
+    await api.call("post", SPLIT, 422, id=split["customer"]["id"], json_body={"identity": only})
+    await api.call("post", SPLIT, 422, id=jane, json_body={"identity": "x"}, body_valid=False)
+    await api.call("post", UNDO, 200, id=split["link"]["id"])
+    await api.call("post", SPLIT, 409, id=split["customer"]["id"],
+                   json_body={"identity": only})
+    for path in (IDENTITIES, MERGE, SPLIT, UNDO, NOTES):
+        await api.call("post", path, 400, data=b"{not json", id=jane,
+                       headers={**AUTH, "Content-Type": "application/json"})
+        await api.call("post", path, 413, data=TOO_LARGE, id=jane,
+                       headers={**AUTH, "Content-Type": "application/json"})
 
 
 async def alert_log(api: Contract, services: Any, ids: dict[str, int]) -> None:
@@ -386,7 +470,7 @@ async def every_secured_operation_needs_a_token(api: Contract) -> None:
             if operation.get("security") == []:
                 continue
             for headers in ({}, {"Authorization": "Bearer wrong"}):
-                await api.call(method, path, 401, headers=headers, id=1)
+                await api.call(method, path, 401, headers=headers, id=1, agent_id="ayse")
 
 
 async def test_a_platform_retry_after_reaches_the_client(aiohttp_client: Any, services: Any

@@ -1,0 +1,113 @@
+"""Reads and writes for routing outside ingest: the backlog drain, hand-offs, agent status.
+
+Kept apart from `actions.assign` because these are the router's moves, recorded with the
+router's reason, not an agent's manual assignment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from listener.models import OPEN_STATUSES, Agent, Customer, Mention, MentionEvent
+from listener.store.actions import NotFound
+from listener.store.queries import PRIORITY_RANK
+
+AGENT_STATUSES = ("available", "away")
+
+
+@dataclass(frozen=True)
+class ConversationOwner:
+    """Who had one of a customer's mentions: the input of routing affinity."""
+
+    customer_id: int | None
+    source: str
+    thread: str | None
+    created_at: datetime
+    assignee: str
+
+
+async def away_agents(session: AsyncSession) -> set[str]:
+    return set(await session.scalars(select(Agent.id).where(Agent.status == "away")))
+
+
+async def last_assigned(session: AsyncSession) -> str | None:
+    """Round robin resumes after whoever got the newest assigned mention."""
+    return await session.scalar(
+        select(Mention.assignee)
+        .where(Mention.assignee.is_not(None))
+        .order_by(Mention.id.desc())
+        .limit(1)
+    )
+
+
+async def unassigned_open(
+    session: AsyncSession, limit: int = 1000
+) -> list[tuple[Mention, str | None]]:
+    """Open unassigned mentions with their customer's segment, oldest deadline first, then
+    priority: the order in which the backlog drain hands them out."""
+    query = (
+        select(Mention, Customer.segment)
+        .outerjoin(Customer, Customer.id == Mention.customer_id)
+        .where(Mention.status.in_(OPEN_STATUSES), Mention.assignee.is_(None))
+        .order_by(Mention.deadline_at.is_(None), Mention.deadline_at, PRIORITY_RANK, Mention.id)
+        .limit(limit)
+    )
+    return [(m, segment) for m, segment in (await session.execute(query)).all()]
+
+
+async def held_by(session: AsyncSession, agent_id: str) -> list[tuple[Mention, str | None]]:
+    """An agent's open mentions, in the drain's order, for a hand-off."""
+    query = (
+        select(Mention, Customer.segment)
+        .outerjoin(Customer, Customer.id == Mention.customer_id)
+        .where(Mention.status.in_(OPEN_STATUSES), Mention.assignee == agent_id)
+        .order_by(Mention.deadline_at.is_(None), Mention.deadline_at, PRIORITY_RANK, Mention.id)
+    )
+    return [(m, segment) for m, segment in (await session.execute(query)).all()]
+
+
+def route_to(
+    session: AsyncSession, mention: Mention, agent_id: str | None, reason: str, now: datetime,
+    actor: str = "router",
+) -> None:
+    """Give `mention` to `agent_id` (None: back to the unassigned queue) with the reason."""
+    mention.assignee = agent_id
+    mention.status = "assigned" if agent_id else "new"
+    session.add(MentionEvent(
+        mention_id=mention.id, kind="assigned" if agent_id else "unassigned", at=now,
+        actor=actor, data={"agent": agent_id, "reason": reason}))
+
+
+async def set_agent_status(session: AsyncSession, agent_id: str, status: str) -> Agent:
+    if status not in AGENT_STATUSES:
+        raise ValueError(f"status must be one of {AGENT_STATUSES}")
+    agent = await session.get(Agent, agent_id)
+    if agent is None or not agent.active:
+        raise NotFound(f"agent {agent_id!r} is not configured; GET /api/v1/agents lists them")
+    agent.status = status
+    return agent
+
+
+async def conversation_owners(
+    session: AsyncSession, customer_ids: set[int], source: str, threads: set[str],
+    since: datetime,
+) -> list[ConversationOwner]:
+    """Assigned mentions of these customers since `since`, and of these threads: one query
+    for a whole ingest batch."""
+    conditions = []
+    if customer_ids:
+        conditions.append(and_(Mention.customer_id.in_(customer_ids),
+                               Mention.created_at >= since))
+    if threads:
+        conditions.append(and_(Mention.source == source, Mention.thread.in_(threads)))
+    if not conditions:
+        return []
+    rows = await session.execute(
+        select(Mention.customer_id, Mention.source, Mention.thread, Mention.created_at,
+               Mention.assignee)
+        .where(Mention.assignee.is_not(None), or_(*conditions))
+    )
+    return [ConversationOwner(*row) for row in rows]
