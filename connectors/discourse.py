@@ -44,7 +44,14 @@ from connectors.base import (
     SourceError,
     secret_value,
 )
-from connectors.http import DEFAULT_RETRY, Http, Response, retry_after_seconds
+from connectors.http import (
+    DEFAULT_RETRY,
+    Http,
+    Response,
+    reply_object,
+    retry_after_seconds,
+    validation_reason,
+)
 from connectors.text import html_to_text
 
 PAGE_SIZE = 50
@@ -257,7 +264,8 @@ class DiscourseConnector:
             except ValidationError as exc:
                 external_id = obj.get("id") if isinstance(obj, dict) else None
                 batch.rejected.append(Rejected(
-                    _describe(exc), json.dumps(obj, ensure_ascii=False, default=str)[:2000],
+                    validation_reason(exc, "post"),
+                    json.dumps(obj, ensure_ascii=False, default=str)[:2000],
                     str(external_id) if isinstance(external_id, int | str) else None))
                 continue
             if post.id in seen or not _is_conversation(post):
@@ -293,7 +301,7 @@ class DiscourseConnector:
         body = {"topic_id": topic_id, "raw": text, "reply_to_post_number": post_number}
         response = await self._send("POST", self._url("/posts.json"), json=body)
         self._raise_refusal(response)
-        posted = _json_object(response)
+        posted = reply_object(response, "Discourse", "a post")
         if posted.get("action") == "enqueued":
             pending = posted.get("pending_post") or {}
             return SentReply(f"pending:{pending.get('id', '')}", None)
@@ -314,7 +322,7 @@ class DiscourseConnector:
         response = await self._send(
             "GET", self._url(f"/posts/{quote(target.external_id, safe='')}.json"))
         self._raise_refusal(response)
-        post = _json_object(response)
+        post = reply_object(response, "Discourse", "a post")
         try:
             return int(post["topic_id"]), int(post["post_number"])
         except (KeyError, TypeError, ValueError):
@@ -412,17 +420,3 @@ def _wait(response: Response) -> float | None:
     return float(wait) if isinstance(wait, int | float) and not isinstance(wait, bool) else None
 
 
-def _json_object(response: Response) -> dict[str, Any]:
-    try:
-        data = response.json()
-    except SourceError as exc:
-        raise ReplyRefused(502, f"Discourse answered something unreadable: {exc}") from None
-    if not isinstance(data, dict):
-        raise ReplyRefused(502, f"Discourse answered {type(data).__name__}, not a post")
-    return data
-
-
-def _describe(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or '(post)'}: {e['msg']}"
-        for e in exc.errors(include_input=False, include_url=False))

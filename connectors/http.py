@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from multidict import CIMultiDictProxy
+from pydantic import ValidationError
 
 from connectors.base import AuthFailed, RateLimited, ReplyRefused, SourceError
 
@@ -148,3 +149,22 @@ class Http:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def reply_object(response: Response, platform: str, what: str) -> dict[str, Any]:
+    """A reply's 2xx body as a JSON object; anything else means we cannot tell what was
+    posted, which the API reports as the platform's fault (502)."""
+    try:
+        data = response.json()
+    except SourceError as exc:
+        raise ReplyRefused(502, f"{platform} answered something unreadable: {exc}") from None
+    if not isinstance(data, dict):
+        raise ReplyRefused(502, f"{platform} answered {type(data).__name__}, not {what}")
+    return data
+
+
+def validation_reason(exc: ValidationError, root: str) -> str:
+    """A malformed item's pydantic errors as one line for `rejected_items`."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or f'({root})'}: {e['msg']}"
+        for e in exc.errors(include_input=False, include_url=False))

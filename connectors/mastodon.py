@@ -57,7 +57,7 @@ from connectors.base import (
     SourceError,
     secret_value,
 )
-from connectors.http import Http, Response
+from connectors.http import Http, Response, reply_object, validation_reason
 from connectors.text import html_to_text
 
 PAGE_SIZE = 40
@@ -407,7 +407,8 @@ class MastodonConnector:
         try:
             status = StatusIn.model_validate(obj)
         except ValidationError as exc:
-            poll.rejected.append(Rejected(_describe(exc), _snippet(obj), object_id(obj)))
+            poll.rejected.append(
+                Rejected(validation_reason(exc, "status"), _snippet(obj), object_id(obj)))
             return
         if status.reblog is not None or status.id in poll.items:
             return
@@ -472,7 +473,7 @@ class MastodonConnector:
         refused = self.http.refusal(response, "Mastodon reply")
         if refused is not None:
             raise refused
-        posted = _json_object(response)
+        posted = reply_object(response, "Mastodon", "a status")
         if object_id(posted) is None:
             raise ReplyRefused(502, "Mastodon accepted the reply but its answer has no status "
                                "id; sending again is safe (same Idempotency-Key)")
@@ -488,7 +489,7 @@ class MastodonConnector:
         refused = self.http.refusal(response, "Mastodon reply")
         if refused is not None:
             raise refused
-        return _json_object(response)
+        return reply_object(response, "Mastodon", "a status")
 
     async def _send(self, method: str, url: str, **kwargs: Any) -> Response:
         try:
@@ -522,22 +523,6 @@ def _write_cursor(marks: dict[str, str | None]) -> str | None:
 
 def _ids(objects: list[Any]) -> list[str]:
     return [i for i in map(object_id, objects) if i]
-
-
-def _json_object(response: Response) -> dict[str, Any]:
-    try:
-        data = response.json()
-    except SourceError as exc:
-        raise ReplyRefused(502, f"Mastodon answered something unreadable: {exc}") from None
-    if not isinstance(data, dict):
-        raise ReplyRefused(502, f"Mastodon answered {type(data).__name__}, not a status")
-    return data
-
-
-def _describe(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or '(status)'}: {e['msg']}"
-        for e in exc.errors(include_input=False, include_url=False))
 
 
 def _snippet(obj: Any) -> str:

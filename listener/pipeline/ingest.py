@@ -48,40 +48,39 @@ class SourceInfo:
     channel: str | None = None
 
 
+def latest_in_conversation(item: RawItem, source: str, customer_id: int,
+                           earlier: Sequence[Any], window: timedelta,
+                           at: Callable[[Any], datetime]) -> Any:
+    """The latest earlier record (by `at`, not after the item) of the same conversation:
+    the same thread on this source at any time, or the same customer within `window`."""
+    best = None
+    for record in earlier:
+        moment = at(record)
+        if moment > item.created_at:
+            continue
+        same_thread = bool(item.thread) and record.source == source and \
+            record.thread == item.thread
+        same_customer = record.customer_id == customer_id and \
+            item.created_at - moment <= window
+        if (same_thread or same_customer) and (best is None or moment > at(best)):
+            best = record
+    return best
+
+
 def find_follow_up(item: RawItem, source: str, customer_id: int,
                    answered: Sequence[AnsweredMention], window: timedelta) -> int | None:
-    """The answered mention this one follows up, if any: the latest one answered before
-    it in the same thread, or from the same customer within `window` of that answer."""
-    best: AnsweredMention | None = None
-    for earlier in answered:
-        if earlier.first_response_at > item.created_at:
-            continue
-        same_thread = bool(item.thread) and earlier.source == source and \
-            earlier.thread == item.thread
-        same_customer = earlier.customer_id == customer_id and \
-            item.created_at - earlier.first_response_at <= window
-        if (same_thread or same_customer) and (
-                best is None or earlier.first_response_at > best.first_response_at):
-            best = earlier
-    return best.id if best else None
+    """The answered mention this one follows up (a next-response clock), if any."""
+    found = latest_in_conversation(item, source, customer_id, answered, window,
+                                   at=lambda m: m.first_response_at)
+    return found.id if found else None
 
 
 def find_owner(item: RawItem, source: str, customer_id: int,
                owners: Sequence[ConversationOwner], window: timedelta) -> str | None:
-    """The agent who has (or last had) this customer's conversation: the latest assigned
-    mention before this one in the same thread, or of the same customer within `window`."""
-    best: ConversationOwner | None = None
-    for earlier in owners:
-        if earlier.created_at > item.created_at:
-            continue
-        same_thread = bool(item.thread) and earlier.source == source and \
-            earlier.thread == item.thread
-        same_customer = earlier.customer_id == customer_id and \
-            item.created_at - earlier.created_at <= window
-        if (same_thread or same_customer) and (
-                best is None or earlier.created_at > best.created_at):
-            best = earlier
-    return best.assignee if best else None
+    """The agent who has (or last had) this customer's conversation (affinity)."""
+    found = latest_in_conversation(item, source, customer_id, owners, window,
+                                   at=lambda o: o.created_at)
+    return found.assignee if found else None
 
 
 class Pipeline:
