@@ -12,7 +12,7 @@ from listener.identities import KINDS, BadIdentity, normalise
 from listener.store import customers as c
 from listener.store.actions import Conflict, Invalid, NotFound
 from listener.store.queries import decode_cursor
-from listener.web.api import MAX_LIMIT, int_param, json_body, services
+from listener.web.api import MAX_ID, MAX_LIMIT, int_param, json_body, services
 from listener.web.errors import APIError
 from listener.web.serialize import (
     customer_json,
@@ -45,6 +45,14 @@ def _actor(body: dict[str, Any]) -> str:
     """`api:<by>` in the audit: who linked, merged or split by hand."""
     by = _text(body, "by", 100, required=False)
     return f"api:{by}" if by else "api"
+
+
+def _body_id(body: dict[str, Any], key: str, what: str) -> int:
+    """A row id in a JSON body, in the same range as ids in paths."""
+    value = body.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_ID:
+        raise APIError(422, "invalid", f'send {{"{key}": <id of {what}>}}')
+    return value
 
 
 async def _write(request: web.Request,
@@ -136,9 +144,7 @@ async def merge_customers(request: web.Request) -> web.Response:
     svc = services(request)
     customer_id = int_param(request, "id")
     body = await json_body(request)
-    other = body.get("from")
-    if not isinstance(other, int) or isinstance(other, bool) or not 0 < other < 2**31:
-        raise APIError(422, "invalid", 'send {"from": <id of the customer to merge in>}')
+    other = _body_id(body, "from", "the customer to merge in")
     actor, now = _actor(body), svc.clock.now()
     link = await _write(request, lambda s: c.merge(s, customer_id, other, actor, now))
     return await _answer(request, customer_id, link)
@@ -149,9 +155,7 @@ async def split_customer(request: web.Request) -> web.Response:
     svc = services(request)
     customer_id = int_param(request, "id")
     body = await json_body(request)
-    ident = body.get("identity")
-    if not isinstance(ident, int) or isinstance(ident, bool) or not 0 < ident < 2**31:
-        raise APIError(422, "invalid", 'send {"identity": <id of the identity to split off>}')
+    ident = _body_id(body, "identity", "the identity to split off")
     actor, now = _actor(body), svc.clock.now()
     link = await _write(request, lambda s: c.split(s, customer_id, ident, actor, now))
     return await _answer(request, link.customer_id, link, 201)
