@@ -8,6 +8,7 @@ from typing import Any
 
 from connectors.discourse import DiscourseConnector
 from connectors.html import HtmlConnector
+from connectors.imap import ImapConnector
 from connectors.mastodon import MastodonConnector
 from connectors.reddit import RedditConnector
 from connectors.replay import ReplayConnector
@@ -21,6 +22,7 @@ BUILT_IN: tuple[type[Any], ...] = (
     RedditConnector,
     MastodonConnector,
     DiscourseConnector,
+    ImapConnector,
     RssConnector,
     HtmlConnector,
     WebhookConnector,

@@ -27,6 +27,9 @@ class SourceConfig(Section):
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     enabled: bool = True
     channel: str | None = Field(None, min_length=1, max_length=30, pattern=r"^[a-z0-9_.-]+$")
+    # Whose brand every item of this source is about: `ours` or a `competitors[].name`;
+    # unset, each item's text decides (`listener.brands`).
+    brand: str | None = Field(None, min_length=1, max_length=50)
 
     @model_validator(mode="before")
     @classmethod
@@ -80,7 +83,7 @@ class RawItem:
     conversation_id, Reddit submission, Discourse topic); `note` is recorded in the
     mention's `ingested` event (e.g. "no date upstream: fetch time used"). `by_brand`
     marks a post the connector knows is the brand's own (read from the brand account's
-    timeline), whatever `brand_accounts` says. `repost` marks a retweet/boost the
+    timeline), whatever `brand_accounts` says. `repost` marks a retweet, boost or crosspost the
     platform flags as such: someone else's words, so noise for the queue."""
 
     external_id: str

@@ -18,8 +18,10 @@ followers-only replies, and each other account would cost a call every poll): th
 count only when they show up in the hashtag timeline or the mentions; `status()` names
 them.
 
-Boosts are skipped: a boost is someone sharing a post, not a new mention, and the boosted
-post arrives by itself when it carries the hashtag or mentions the brand.
+Boosts come back with `repost=True` (the booster as author, the boosted post's text), so
+the pipeline stores them as noise, never queued: a boost is someone sharing a post, not a
+new mention, and the boosted post arrives by itself when it carries the hashtag or
+mentions the brand.
 """
 
 from __future__ import annotations
@@ -147,6 +149,12 @@ class StatusIn(BaseModel):
     @classmethod
     def _id_as_text(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def boosted_content(reblog: dict[str, Any] | None) -> str:
+    """A boost's own `content` is empty; the history shows what was boosted instead."""
+    content = reblog.get("content") if reblog else None
+    return content if isinstance(content, str) else ""
 
 
 def id_order(status_id: str) -> tuple[int, int, str]:
@@ -410,13 +418,13 @@ class MastodonConnector:
             poll.rejected.append(
                 Rejected(validation_reason(exc, "status"), _snippet(obj), object_id(obj)))
             return
-        if status.reblog is not None or status.id in poll.items:
+        if status.id in poll.items:
             return
         owned = self._owner is not None and status.account.id == self._owner.id
         poll.items[status.id] = self._item(status, by_brand or owned)
 
     def _item(self, status: StatusIn, by_brand: bool = False) -> RawItem:
-        text = html_to_text(status.content)
+        text = html_to_text(status.content) or html_to_text(boosted_content(status.reblog))
         if status.spoiler_text.strip():
             text = f"CW: {status.spoiler_text.strip()}\n\n{text}".strip()
         account = status.account
@@ -431,6 +439,7 @@ class MastodonConnector:
             lang=status.language,
             in_reply_to=status.in_reply_to_id,
             by_brand=by_brand,
+            repost=status.reblog is not None,
         )
 
     def status(self, now: datetime) -> dict[str, Any]:

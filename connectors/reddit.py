@@ -604,6 +604,7 @@ def parse_child(child: Any, channel: str) -> Child:
         url=permalink_url(data.get("permalink")),
         in_reply_to=fullname_field(data, "parent_id", name) if kind == "t1" else None,
         thread=fullname_field(data, "link_id", name) if kind == "t1" else name,
+        repost=kind == "t3" and bool(data.get("crosspost_parent")),  # a crosspost: noise
     )
     return Child(name, created, item)
 

@@ -275,6 +275,7 @@ def tweet_item(tweet: Any, users: Mapping[str, dict[str, Any]], channel: str) ->
         lang=lang if isinstance(lang, str) and lang and lang != "und" else None,
         in_reply_to=replied_to(tweet.get("referenced_tweets")),
         thread=conversation,
+        repost=retweeted(tweet.get("referenced_tweets")),
     )
 
 
@@ -306,6 +307,13 @@ def replied_to(references: Any) -> str | None:
         if isinstance(reference, dict) and reference.get("type") == "replied_to":
             return post_id(reference.get("id"))
     return None
+
+
+def retweeted(references: Any) -> bool:
+    """A retweet (`referenced_tweets` type "retweeted"): someone else's words, kept as noise.
+    A quote tweet ("quoted") is the author's own post and stays a mention."""
+    return any(isinstance(reference, dict) and reference.get("type") == "retweeted"
+               for reference in (references if isinstance(references, list) else ()))
 
 
 def tweet_snippet(tweet: Any) -> str:

@@ -14,11 +14,13 @@ from aiohttp import web
 from connectors import build_connector
 from listener import db
 from listener.backlog import BACKLOG, Backlog
+from listener.brands import Brands
 from listener.clock import SystemClock
 from listener.config import Config
 from listener.coordinator import Coordinator
 from listener.gauges import refresh_gauges
 from listener.jobs import Jobs
+from listener.live import LIVE, LiveFeed, end_live_streams
 from listener.metrics import Metrics
 from listener.models import Mention
 from listener.pipeline.enrich import Enricher
@@ -57,6 +59,7 @@ def build_services(config: Config, clock: Any = None, enricher: Enricher | None 
         follow_up_window=config.sla.next_response_window,
         noise=NoiseFilter.from_config(config.noise),
         phone_region=config.customers.default_region,
+        brands=Brands.from_config(config),
     )
     coordinator = Coordinator(pipeline, store, metrics, clock)
     engine = sla_engine(config, store, metrics, clock, pipeline.planner)
@@ -114,11 +117,13 @@ def sla_engine(config: Config, store: Store, metrics: Metrics, clock: Any,
 
 
 def spike_watch(services: Services) -> SpikeWatch:
-    """The crisis alert, sending to the SLA engine's sinks that take `spike`; its
+    """The crisis alert, sending to the SLA engine's sinks that take `spike` (and with
+    `spike.competitors`, each competitor's surge to those taking `competitor_spike`); its
     examples are the same mention dicts the engine's alerts carry."""
     engine = services.engine
     return SpikeWatch(services.store, services.config.spike, engine.routes, services.metrics,
-                      services.clock, engine.describe, services.config.tz)
+                      services.clock, engine.describe, services.config.tz,
+                      competitors=[c.name for c in services.config.competitors])
 
 
 def wake_all(*wakes: Callable[[], None] | None) -> None:
@@ -174,6 +179,12 @@ def init_app(services: Services, migrate: bool = True, background: bool = True) 
     outbox = app[ALERT_OUTBOX] = AlertOutbox.from_config(
         services.config, services.store, services.metrics, services.clock)
     backlog = app[BACKLOG] = Backlog(services.store, services.pipeline.routing, services.clock)
+    live = app[LIVE] = LiveFeed()  # open queue pages hear of changes after each commit
+    backlog.on_change = functools.partial(live.mentions_changed, what="assigned")
+    services.pipeline.after_commit = functools.partial(
+        wake_all, services.pipeline.after_commit,
+        functools.partial(live.mentions_changed, (), "new"))
+    app.on_shutdown.append(end_live_streams)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await prepare_database(services, migrate)

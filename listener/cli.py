@@ -1,4 +1,5 @@
-"""`listener serve | migrate | check-config | ingest | customers import | sla explain`."""
+"""`listener serve | migrate | check-config | ingest | customers import | calls import |
+users add | sla explain`."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import asyncio
 import logging
 import socket
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import make_url
@@ -142,30 +144,56 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_ingest(args: argparse.Namespace) -> int:
-    from listener.ingest_file import ingest_file
-
+def _file_command(args: argparse.Namespace,
+                  work: Callable[[Any], Coroutine[Any, Any, Any]]) -> int:
+    """A command that reads a file into the database: exit 1 when the file cannot be
+    read, else the report's summary line (bad lines went to stderr as they came)."""
     config = _load(args.config)
-    services = _services(config)
-    work = ingest_file(services, args.path, args.source)  # type: ignore[arg-type]
-    report = _run(config, work, args.verbose)
+    report = _run(config, work(_services(config)), args.verbose)
     if not report.readable:
         return 1
     print(report.summary())
     return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from listener.ingest_file import ingest_file
+
+    return _file_command(args, lambda services: ingest_file(services, args.path, args.source))
 
 
 def cmd_customers_import(args: argparse.Namespace) -> int:
     from listener.customers_import import import_customers
 
+    return _file_command(args, lambda services: import_customers(services, args.path))
+
+
+def cmd_calls_import(args: argparse.Namespace) -> int:
+    from listener.calls_import import import_calls
+
+    return _file_command(args, lambda services: import_calls(services, args.path,
+                                                             args.backfill))
+
+
+def _duration(text: str) -> timedelta:
+    from sla.durations import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def cmd_users_add(args: argparse.Namespace) -> int:
+    from listener.users_cli import add_user, read_password
+
     config = _load(args.config)
+    password = read_password()
     services = _services(config)
-    work = import_customers(services, args.path)  # type: ignore[arg-type]
-    report = _run(config, work, args.verbose)
-    if not report.readable:
-        return 1
-    print(report.summary())
-    return 0
+    work = add_user(services, args.name, args.role, password, args.agent)  # type: ignore[arg-type]
+    message, ok = _run(config, work, args.verbose)
+    print(message, file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else EXIT_CONFIG
 
 
 def cmd_sla_explain(args: argparse.Namespace) -> int:
@@ -212,6 +240,30 @@ def build_parser() -> argparse.ArgumentParser:
     crm.add_argument("--config", required=True)
     crm.add_argument("path")
     crm.set_defaults(func=cmd_customers_import)
+
+    calls = sub.add_parser("calls", help="call-centre contacts")
+    calls_sub = calls.add_subparsers(dest="calls_command", required=True)
+    calls_import = calls_sub.add_parser(
+        "import", help="add calls from a call-centre export (.csv) to customers' timelines; "
+                       "a promised callback becomes an open mention")
+    calls_import.add_argument("--config", required=True)
+    calls_import.add_argument(
+        "--backfill", type=_duration, default=timedelta(days=1), metavar="DURATION",
+        help="callbacks promised longer ago than this are kept as history, not queued "
+             "(default 1d; e.g. 12h, 7d)")
+    calls_import.add_argument("path")
+    calls_import.set_defaults(func=cmd_calls_import)
+
+    users = sub.add_parser("users", help="dashboard logins")
+    users_sub = users.add_subparsers(dest="users_command", required=True)
+    add = users_sub.add_parser(
+        "add", help="create a login, or change its role, agent and password "
+                    "(password from LISTENER_PASSWORD, else asked twice)")
+    add.add_argument("--config", required=True)
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=("agent", "lead", "admin"))
+    add.add_argument("--agent", help="the configured agent id this login works as")
+    add.set_defaults(func=cmd_users_add)
 
     sla = sub.add_parser("sla", help="SLA tools")
     sla_sub = sla.add_subparsers(dest="sla_command", required=True)

@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from connectors import CONNECTORS
+from listener.brands import OURS
 from listener.config_fields import (
     AtRisk,
     Duration,
@@ -99,6 +100,22 @@ class ServerConfig(Section):
     port: int = Field(8080, ge=1, le=65535)
     api_tokens: list[SecretStr] = []
     public_url: str | None = None
+    # Signs and encrypts the dashboard's session cookies; at least 32 characters. Unset:
+    # a random key per start, so everyone signs in again after a restart.
+    session_key: SecretStr | None = None
+    session_max_age: PositiveDuration = timedelta(hours=12)
+    cookie_secure: bool = False  # true behind HTTPS: the cookie is never sent over plain HTTP
+    login_attempts: int = Field(5, ge=1)  # failed sign-ins per name or address ...
+    login_lockout: PositiveDuration = timedelta(minutes=15)  # ... before a pause this long
+
+    @field_validator("session_key")
+    @classmethod
+    def _long_enough(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and not key.get_secret_value():
+            return None  # an unset ${LISTENER_SESSION_KEY:-}
+        if key is not None and len(key.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+        return key
 
     def token_allowed(self, token: str) -> bool:
         """An empty configured token never matches (an unset env var must not open the API)."""
@@ -252,6 +269,8 @@ class SpikeConfig(Section):
     min_count: int = Field(10, ge=1)
     weeks: int = Field(4, ge=1, le=52)
     sentiment_below: float = Field(-0.25, gt=-1, le=1)
+    # The same rule for each competitor's negative mentions: alert kind `competitor_spike`.
+    competitors: bool = False
 
 
 class NoiseConfig(Section):
@@ -266,9 +285,43 @@ class NoiseConfig(Section):
 
 class CustomersConfig(Section):
     """How customers are recognised: phone numbers written without a country code are
-    read in `default_region` (ISO 3166 code) before comparing them."""
+    read in `default_region` (ISO 3166 code) before comparing them. `segment_priority`
+    raises a segment's mentions to at least that priority at ingest (never lowers it)."""
 
     default_region: str = Field("TR", pattern="^[A-Za-z]{2}$")
+    segment_priority: dict[str, Literal["urgent", "high", "normal", "low"]] = {
+        "vip": "high", "at_risk": "high"}
+
+
+class RepliesConfig(Section):
+    """Reply drafts: `brand_name` signs them; `length_limits` (channel or source kind →
+    characters, null for none) replaces the built-in limits of `responders.limits`."""
+
+    brand_name: str = Field("Customer Care", min_length=1, max_length=100)
+    length_limits: dict[
+        Annotated[str, Field(pattern=r"^[a-z0-9_.-]{1,30}$")],
+        Annotated[int, Field(ge=1)] | None,
+    ] = {}
+
+
+def _keyword(text: str) -> str:
+    if not text.strip():
+        raise ValueError("a keyword cannot be empty")
+    return text
+
+
+Keyword = Annotated[str, AfterValidator(_keyword)]
+KeywordList = Annotated[list[Keyword], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)]
+
+
+class CompetitorConfig(Section):
+    """A competitor watched for share of voice: its mentions are stored, enriched and
+    counted under `name`, never queued. `handles` (channel or source kind → accounts) and
+    `keywords` recognise it in a mention's text (see `listener.brands`)."""
+
+    name: str = Field(min_length=1, max_length=50, pattern=r"^\w([\w .&+'-]*\w)?$")
+    handles: dict[str, StrList] = {}
+    keywords: KeywordList = []
 
 
 # The lists whose entries are picked by `kind`, and the registry that knows the kinds.
@@ -289,6 +342,8 @@ class Config(Section):
     calendar: CalendarConfig = CalendarConfig()
     sources: list[SourceConfig] = []
     brand_accounts: dict[str, StrList] = {}
+    brand_keywords: KeywordList = []  # words that name our brand in a mention's text
+    competitors: list[CompetitorConfig] = []
     agents: list[AgentConfig] = []
     routing: RoutingConfig = RoutingConfig()
     sla: SlaConfig = SlaConfig()
@@ -296,6 +351,7 @@ class Config(Section):
     spike: SpikeConfig = SpikeConfig()
     noise: NoiseConfig = NoiseConfig()
     customers: CustomersConfig = CustomersConfig()
+    replies: RepliesConfig = RepliesConfig()
 
     @model_validator(mode="before")
     @classmethod
@@ -421,6 +477,7 @@ def cross_checks(config: Config) -> list[tuple[str, str]]:
         if alert.name in names:
             problems.append((f"alerts[{index}].name", f"name {alert.name!r} is used twice"))
         names.add(alert.name)
+    problems += _brand_checks(config)
     known = {a.id for a in config.agents} | {t for a in config.agents for t in a.teams}
     for index, rule in enumerate(config.routing.rules):
         for name in rule.agents:
@@ -432,6 +489,28 @@ def cross_checks(config: Config) -> list[tuple[str, str]]:
             if name not in known:
                 problems.append((f"sla.policies[{index}].escalate_to",
                                  f"{name!r} is neither an agent id nor a team of any agent"))
+    return problems
+
+
+def _brand_checks(config: Config) -> list[tuple[str, str]]:
+    """Competitor names are unique and not `ours`; a source's `brand` names one of them."""
+    problems = []
+    names: set[str] = set()
+    for index, competitor in enumerate(config.competitors):
+        folded = competitor.name.casefold()
+        if folded == OURS:
+            problems.append((f"competitors[{index}].name",
+                             f"{OURS!r} is our own brand; give the competitor its own name"))
+        elif folded in names:
+            problems.append((f"competitors[{index}].name",
+                             f"name {competitor.name!r} is used twice"))
+        names.add(folded)
+    known = [OURS, *(c.name for c in config.competitors)]
+    for index, source in enumerate(config.sources):
+        if source.brand is not None and source.brand not in known:
+            problems.append((f"sources[{index}].brand",
+                             f"{source.brand!r} is neither {OURS!r} nor a competitors[].name "
+                             f"({', '.join(map(repr, known))})"))
     return problems
 
 

@@ -4,7 +4,7 @@ then the alert moments the SLA engine works through for the stored deadline."""
 from __future__ import annotations
 
 from listener.humanize import time_left
-from listener.models import Customer
+from listener.models import Customer, Mention
 from listener.services import Services
 from listener.store import queries as q
 from sla.moments import Moment
@@ -13,7 +13,6 @@ from sla.policy import MentionFacts, select_policy, sla_state
 
 async def explain(services: Services, mention_id: int) -> tuple[str, bool]:
     now = services.clock.now()
-    tz = services.config.tz
     try:
         async with services.store.read() as session:
             row = await q.get_mention(session, mention_id)
@@ -27,6 +26,24 @@ async def explain(services: Services, mention_id: int) -> tuple[str, bool]:
     if row is None:
         return f"mention {mention_id} does not exist", False
     mention, _ = row
+    lines = [
+        f"mention {mention.id} · {mention.channel} via {mention.source} · status {mention.status}"
+    ]
+    steps, matched = deadline_steps(services, mention, customer)
+    lines.extend(steps)
+    if matched:
+        state = sla_state(mention.deadline_at, mention.at_risk_at, mention.first_response_at,
+                          now)
+        lines.append(f"state now: {state} "
+                     f"({time_left(mention.deadline_at, now, mention.first_response_at)})")
+    return "\n".join(lines), True
+
+
+def deadline_steps(services: Services, mention: Mention,
+                   customer: Customer | None) -> tuple[list[str], bool]:
+    """The policy, every calendar step and the alert moments, as `sla explain` and the
+    mention page show them; False when no policy matches (no deadline)."""
+    tz = services.config.tz
     facts = MentionFacts(
         channel=mention.channel,
         source=mention.source,
@@ -34,16 +51,14 @@ async def explain(services: Services, mention_id: int) -> tuple[str, bool]:
         segment=customer.segment if customer else None,
         priority=mention.priority,
     )
-    lines = [
-        f"mention {mention.id} · {mention.channel} via {mention.source} · status {mention.status}"
-    ]
+    lines: list[str] = []
     planner = services.pipeline.planner
     policy = select_policy(planner.policies, facts)
     if policy is None:
         lines.append(
             "no SLA policy matches (channel, source, language, segment, priority); no deadline"
         )
-        return "\n".join(lines), True
+        return lines, False
     lines.append(f"policy: {policy.name} (first match of {len(planner.policies)})")
     if mention.follow_up_of is not None:
         lines.append(f"follow-up of mention {mention.follow_up_of}: a new clock from when "
@@ -65,11 +80,7 @@ async def explain(services: Services, mention_id: int) -> tuple[str, bool]:
             handled = " (handled)" if number < (mention.alerts_fired or 0) else ""
             lines.append(f"  {_moment_name(moment)} {moment.at.astimezone(tz):%Y-%m-%d %H:%M}"
                          f"{handled}")
-    state = sla_state(mention.deadline_at, mention.at_risk_at, mention.first_response_at, now)
-    lines.append(
-        f"state now: {state} ({time_left(mention.deadline_at, now, mention.first_response_at)})"
-    )
-    return "\n".join(lines), True
+    return lines, True
 
 
 def _moment_name(moment: Moment) -> str:

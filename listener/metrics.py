@@ -91,6 +91,11 @@ class Metrics:
             "listener_negative_mentions_baseline",
             "Usual negative mentions in that window at this hour of the week", registry=r,
         )
+        self.brand_mentions = Counter(
+            "listener_brand_mentions",
+            "Mentions counted in share of voice, by brand (ours or a competitor's)",
+            ["brand", "channel", "sentiment"], registry=r,
+        )
 
     def observe_first_response(self, channel: str, policy: str | None, created_at: datetime,
                                responded_at: datetime, deadline_at: datetime | None) -> None:

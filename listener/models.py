@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -201,6 +202,11 @@ class Mention(Base):
     next_alert_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # A follow-up after a response runs on a new clock; this points at what it follows.
     follow_up_of: Mapped[int | None] = mapped_column(Integer)
+    # Whose brand it is about: "ours" or a competitor's name (`listener.brands`).
+    brand: Mapped[str] = mapped_column(String(50), default="ours", server_default="ours")
+    # Counted in share of voice: someone's own words about the brand, not a brand's own
+    # post and not noise. Rows older than the column count unless they were ignored.
+    counted: Mapped[bool] = mapped_column(default=True, server_default=true())
 
 
 class MentionEvent(Base):
@@ -247,11 +253,65 @@ class OutboxAlert(Base):
 
 
 class SpikeState(Base):
-    """One spike of negative mentions, open while `ended_at` is NULL: what lets the spike
-    watcher alert once per spike, across restarts and replicas."""
+    """One spike of negative mentions (about our brand, or about the competitor named in
+    `brand`), open while `ended_at` is NULL: what lets the spike watcher alert once per
+    spike, across restarts and replicas."""
 
     __tablename__ = "spike_states"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     peak_count: Mapped[int] = mapped_column(Integer, default=0)
+    brand: Mapped[str | None] = mapped_column(String(50))  # a competitor's; NULL: ours
+
+
+class User(Base):
+    """A dashboard login. `agent_id` ties it to a configured agent ("my queue", claim)."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(10))
+    agent_id: Mapped[str | None] = mapped_column(String(100))
+    password_hash: Mapped[str] = mapped_column(Text)
+    lang: Mapped[str | None] = mapped_column(String(5))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ToneTemplate(Base):
+    """A reply template an admin edited in the UI; wins over the file of the same
+    channel (or tone group), intent and language until reverted."""
+
+    __tablename__ = "tone_templates"
+    __table_args__ = (
+        UniqueConstraint("channel", "intent", "lang", name="uq_tone_templates_channel"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(30))  # a channel, source kind or tone group
+    intent: Mapped[str] = mapped_column(String(50))
+    lang: Mapped[str] = mapped_column(String(5))
+    body: Mapped[str] = mapped_column(Text)
+    updated_by: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CustomerContact(Base):
+    """A call-centre call: part of the customer's timeline. `external_id` is the export's
+    call id, or a hash of phone and time, so importing a file twice adds nothing; a call
+    whose outcome promised a callback points at the open mention that tracks it."""
+
+    __tablename__ = "customer_contacts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(200), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("authors.id"), index=True)
+    phone: Mapped[str | None] = mapped_column(String(32))  # E.164
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    agent: Mapped[str | None] = mapped_column(String(100))
+    topic: Mapped[str | None] = mapped_column(String(200))
+    summary: Mapped[str] = mapped_column(Text, default="")
+    outcome: Mapped[str | None] = mapped_column(String(100))
+    mention_id: Mapped[int | None] = mapped_column(ForeignKey("mentions.id"))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)

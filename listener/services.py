@@ -16,7 +16,7 @@ from listener.coordinator import Coordinator
 from listener.metrics import Metrics
 from listener.pipeline.ingest import Pipeline
 from listener.store import Store
-from responders.drafts import Drafter
+from responders.composer import Composer
 from sla.engine import SlaEngine
 
 
@@ -30,7 +30,11 @@ class Services:
     coordinator: Coordinator
     engine: SlaEngine
     push_sources: dict[str, Any] = field(default_factory=dict)
-    drafter: Drafter = field(default_factory=Drafter)
+    composer: Composer = None  # type: ignore[assignment]  # built from config.replies
+
+    def __post_init__(self) -> None:
+        if self.composer is None:
+            self.composer = Composer.from_config(self.config)
 
     def connector_for(self, source_id: str) -> Any:
         polled = self.coordinator.sources.get(source_id)

@@ -6,6 +6,10 @@ that takes `spike`.
 The spike is remembered in `spike_states` in the same transaction as its alerts, so a
 restart or a second replica during the spike does not alert it again; it is closed
 once the count has fallen back, and the next spike alerts anew.
+
+With `spike.competitors`, each competitor's negative mentions are watched the same way,
+each with its own spike state, and a surge is written for the sinks that take
+`competitor_spike` (an opening for the sales team, not a crisis of ours).
 """
 
 from __future__ import annotations
@@ -37,11 +41,15 @@ Describe = Callable[[Mention, Author | None], dict[str, Any]]
 
 class SpikeWatch:
     def __init__(self, store: Store, rule: Any, routes: Sequence[AlertRoute],
-                 metrics: Metrics, clock: Any, describe: Describe, tz: tzinfo = UTC):
-        """`rule`: the `spike` config section; `describe`: a mention as alerts show it."""
+                 metrics: Metrics, clock: Any, describe: Describe, tz: tzinfo = UTC,
+                 competitors: Sequence[str] = ()):
+        """`rule`: the `spike` config section; `describe`: a mention as alerts show it;
+        `competitors`: their names, watched when `rule.competitors` is on."""
         self.store = store
         self.rule = rule
         self.routes = tuple(r for r in routes if "spike" in r.kinds)
+        self.competitor_routes = tuple(r for r in routes if "competitor_spike" in r.kinds)
+        self.competitors = tuple(competitors) if getattr(rule, "competitors", False) else ()
         self.metrics = metrics
         self.clock = clock
         self.describe = describe
@@ -53,14 +61,26 @@ class SpikeWatch:
 
     async def check(self, now: datetime) -> int:
         """Look once; returns how many alerts were written (0 unless a spike started)."""
-        rule, now = self.rule, now.astimezone(UTC)  # keys and payloads in UTC, as the engine's
-        spans = windows(now, rule.window, rule.weeks, self.tz)
+        now = now.astimezone(UTC)  # keys and payloads in UTC, as the engine's
+        spans = windows(now, self.rule.window, self.rule.weeks, self.tz)
+        written = await self._check(now, spans, None)
+        for competitor in self.competitors:
+            written += await self._check(now, spans, competitor)
+        if written and self.on_alerts is not None:
+            self.on_alerts()
+        return written
+
+    async def _check(self, now: datetime, spans: list[tuple[datetime, datetime]],
+                     brand: str | None) -> int:
+        """One brand's spike: ours (`brand` None) or a competitor's."""
+        rule = self.rule
         async with self.store.read() as session:
-            counts = await negative_counts(session, spans, rule.sentiment_below)
-            current = await open_spike(session)
+            counts = await negative_counts(session, spans, rule.sentiment_below, brand)
+            current = await open_spike(session, brand)
         count, usual = counts[0], baseline(counts[1:])
-        self.metrics.negative_window.set(count)
-        self.metrics.negative_baseline.set(usual)
+        if brand is None:
+            self.metrics.negative_window.set(count)
+            self.metrics.negative_baseline.set(usual)
         if current is None and not in_spike(False, count, usual, rule.ratio, rule.min_count):
             return 0  # the usual case: nothing to write
         if current is not None and in_spike(True, count, usual, rule.ratio, rule.min_count) \
@@ -69,7 +89,7 @@ class SpikeWatch:
         written = 0
         async with self.store.write() as session:
             await lock_spikes(session)
-            current = await open_spike(session)  # another replica may have moved it
+            current = await open_spike(session, brand)  # another replica may have moved it
             was = current is not None
             now_in = in_spike(was, count, usual, rule.ratio, rule.min_count)
             if current is not None:
@@ -77,25 +97,30 @@ class SpikeWatch:
                     current.peak_count = max(current.peak_count, count)
                 else:
                     current.ended_at = now
-                    log.info("spike over: %d negative mention(s) in the last %s (peak %d)",
-                             count, format_duration(rule.window), current.peak_count)
+                    log.info("%s over: %d negative mention(s) in the last %s (peak %d)",
+                             _what(brand), count, format_duration(rule.window),
+                             current.peak_count)
             if alert_due(was, now_in):
-                start_spike(session, now, count)
+                start_spike(session, now, count, brand)
                 examples = await angriest(session, spans[0][0], spans[0][1],
-                                          rule.sentiment_below, EXAMPLES)
+                                          rule.sentiment_below, EXAMPLES, brand)
                 written = await add_outbox_rows(session, self._outbox_rows(
-                    now, count, usual, examples))
-                log.warning("spike: %d negative mention(s) in the last %s (usually %s); "
-                            "%d alert(s) written", count, format_duration(rule.window),
-                            shown(usual), written)
-        if written and self.on_alerts is not None:
-            self.on_alerts()
+                    now, count, usual, examples, brand))
+                log.warning("%s: %d negative mention(s) in the last %s (usually %s); "
+                            "%d alert(s) written", _what(brand), count,
+                            format_duration(rule.window), shown(usual), written)
         return written
 
     def _outbox_rows(self, now: datetime, count: int, usual: float,
-                     examples: list[tuple[Mention, Author | None]]) -> list[dict[str, Any]]:
+                     examples: list[tuple[Mention, Author | None]],
+                     brand: str | None = None) -> list[dict[str, Any]]:
+        kind, routes = ("spike", self.routes) if brand is None else (
+            "competitor_spike", self.competitor_routes)
+        key = f"{kind}:{now.isoformat()}" if brand is None else \
+            f"{kind}:{brand}:{now.isoformat()}"
         payload = {
-            "kind": "spike",
+            "kind": kind,
+            **({"brand": brand} if brand is not None else {}),
             "moment_at": now.isoformat(),
             "count": count,
             "baseline": shown(usual),
@@ -103,10 +128,10 @@ class SpikeWatch:
             "examples": [self.describe(mention, author) for mention, author in examples],
         }
         return [
-            {"dedupe_key": f"spike:{now.isoformat()}:{route.name}", "mention_id": None,
-             "sink": route.name, "kind": "spike", "payload": payload, "created_at": now,
+            {"dedupe_key": f"{key}:{route.name}", "mention_id": None,
+             "sink": route.name, "kind": kind, "payload": payload, "created_at": now,
              "next_attempt_at": now, "attempts": 0, "state": "pending"}
-            for route in self.routes
+            for route in routes
         ]
 
     def wake(self) -> None:
@@ -137,6 +162,10 @@ class SpikeWatch:
         if self._task is not None:
             await self._task
             self._task = None
+
+
+def _what(brand: str | None) -> str:
+    return "spike" if brand is None else f"competitor spike ({brand})"
 
 
 def shown(usual: float) -> int | float:

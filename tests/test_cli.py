@@ -28,11 +28,12 @@ REPO = Path(__file__).resolve().parents[1]
 MONDAY_1630 = datetime(2026, 11, 23, 16, 30, tzinfo=IST)
 
 
-def listener(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def listener(*args: str, timeout: float = 60,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "listener", *args],
         cwd=REPO,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -9,8 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from listener.backlog import conversation_owner
+from listener.models import Mention
 from listener.router import AgentProfile, RoutingRule, choose_agent
 from listener.shifts import Shift
+from listener.store.routing import ConversationOwner
 from tests.test_router import (
     AYSE,
     IST,
@@ -143,3 +146,31 @@ def test_a_run_of_assignments_never_breaks_eligibility(
 
 def test_agent_helper_defaults_to_available() -> None:
     assert agent("x").available
+
+
+T0 = datetime(2026, 11, 21, 12, 0, tzinfo=IST)
+DAY = timedelta(hours=24)
+OWNERS = [
+    ConversationOwner(10, "x", "conv-1", T0 - timedelta(hours=30), "ayse"),
+    ConversationOwner(10, "x", None, T0 - timedelta(hours=2), "john"),
+    ConversationOwner(20, "forum", "conv-2", T0 - timedelta(days=9), "can"),
+    ConversationOwner(30, "x", None, T0 + timedelta(hours=1), "deniz"),
+]
+
+
+def waiting(customer: int | None, thread: str | None = None, source: str = "x") -> Mention:
+    return Mention(customer_id=customer, source=source, thread=thread, created_at=T0)
+
+
+@pytest.mark.parametrize(("mention", "exclude", "expected"), [
+    (waiting(10), None, "john"),  # the newest of the customer's conversations
+    (waiting(10), "john", None),  # a hand-off from john: ayse's is older than the window
+    (waiting(10, "conv-1"), "john", "ayse"),  # ...but the same thread counts at any time
+    (waiting(99, "conv-2", "forum"), None, "can"),
+    (waiting(99, "conv-2"), None, None),  # the same thread id on another source
+    (waiting(30), None, "deniz"),  # a later post of theirs was assigned first
+    (waiting(None), None, None),
+])
+def test_the_drains_conversation_owner(mention: Mention, exclude: str | None,
+                                       expected: str | None) -> None:
+    assert conversation_owner(mention, OWNERS, DAY, exclude) == expected

@@ -39,6 +39,16 @@ SPAM = re.compile(
 )
 
 
+PRIORITIES = ("urgent", "high", "normal", "low")  # most urgent first
+
+
+def at_least(priority: str, floor: str | None) -> str:
+    """`priority`, raised to `floor` when that is more urgent; never lowered."""
+    if floor is None:
+        return priority
+    return min(priority, floor, key=PRIORITIES.index)
+
+
 @dataclass(frozen=True)
 class Enrichment:
     lang: str | None

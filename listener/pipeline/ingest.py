@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from connectors.base import RawItem, Rejected
+from listener.brands import OURS, Brands
 from listener.clock import SystemClock
 from listener.metrics import Metrics
 from listener.models import Mention
@@ -21,9 +22,10 @@ from listener.pipeline.noise import NoiseFilter, RepeatLog
 from listener.pipeline.normalize import normalize
 from listener.pipeline.route import Routing
 from listener.router import Decision
+from listener.share_of_voice import sentiment_class
 from listener.store import IngestTx, Store
 from listener.store.ingest import AnsweredMention, AuthorLink
-from listener.store.routing import ConversationOwner
+from listener.store.routing import ConversationOwner, lock_routing
 from sla.planner import DeadlinePlanner
 from sla.policy import MentionFacts
 
@@ -35,6 +37,7 @@ class IngestResult:
     duplicates: int = 0
     rejected: int = 0
     answered: list[Mention] = field(default_factory=list)
+    voices: list[tuple[str, str, float]] = field(default_factory=list)  # brand, channel, sentiment
 
     @property
     def responses(self) -> int:
@@ -46,6 +49,7 @@ class SourceInfo:
     id: str
     kind: str
     channel: str | None = None
+    screened: bool = True  # False: our own records (calls), never noise to filter
 
 
 def latest_in_conversation(item: RawItem, source: str, customer_id: int,
@@ -96,8 +100,10 @@ class Pipeline:
         follow_up_window: timedelta = timedelta(hours=24),
         noise: NoiseFilter | None = None,
         phone_region: str = "TR",
+        brands: Brands | None = None,
     ):
         self.store = store
+        self.brands = brands or Brands()
         self.phone_region = phone_region
         self.noise = noise or NoiseFilter()
         self.follow_up_window = follow_up_window
@@ -156,6 +162,9 @@ class Pipeline:
     async def _store_fresh(self, tx: IngestTx, source: SourceInfo, fresh: list[RawItem],
                            now: datetime, queue_after: datetime | None,
                            result: IngestResult) -> None:
+        # First, before any other row is touched: routing is serialised with the backlog
+        # drain and other ingests, so no agent goes over max_open (and no lock cycles).
+        await lock_routing(tx.session)
         links = await tx.link_authors(((i.channel, i.author) for i in fresh), now)
         loads = await tx.open_counts()
         last = await tx.last_assigned()
@@ -177,7 +186,8 @@ class Pipeline:
             link = links[(item.channel, item.author.handle)]
             follows = find_follow_up(item, source.id, link.customer_id, answered,
                                      self.follow_up_window)
-            noise = self.noise.reason(item, link.author_id, repeats)
+            noise = self.noise.reason(item, link.author_id, repeats) if source.screened \
+                else None
             owner = find_owner(item, source.id, link.customer_id, owners, window)
             values, decision = self._plan(source, item, link, now, queued, loads, last,
                                           follows, noise, away=away, owner=owner)
@@ -188,7 +198,8 @@ class Pipeline:
                                                 item.created_at, decision.agent_id))
             rows.append(values)
             events[item.external_id] = self._events(source, item, now, queued, decision,
-                                                    values["follow_up_of"], noise)
+                                                    values["follow_up_of"], noise,
+                                                    brand=values["brand"])
         ids = await tx.insert_mentions(rows)
         result.duplicates += len(rows) - len(ids)
         await tx.add_events([{**event, "mention_id": ids[external_id]}
@@ -198,6 +209,8 @@ class Pipeline:
             if row["external_id"] in ids:
                 result.stored.append(ids[row["external_id"]])
                 result.channels.append(row["channel"])
+                if row["counted"]:
+                    result.voices.append((row["brand"], row["channel"], row["sentiment"]))
         for item in fresh:
             if self.is_brand(item, source) and item.external_id in ids:
                 result.answered += await tx.record_native_reply(
@@ -211,21 +224,28 @@ class Pipeline:
         """The row to insert and the routing decision: enrich, deadline, route. A follow-up
         after a response gets a new clock under the policy's `next_response` rule."""
         enrichment = self.enricher.enrich(item.text, item.author.followers, item.lang)
+        priority = self.routing.priority_for(enrichment.priority, link.segment)
         values: dict[str, Any] = {
             "source": source.id, "channel": item.channel, "external_id": item.external_id,
             "url": item.url, "author_id": link.author_id, "customer_id": link.customer_id,
             "text": item.text, "lang": enrichment.lang, "sentiment": enrichment.sentiment,
-            "priority": enrichment.priority, "created_at": item.created_at,
+            "priority": priority, "created_at": item.created_at,
             "ingested_at": now, "status": "new", "in_reply_to": item.in_reply_to,
             "thread": item.thread,
             "assignee": None, "sla_policy": None, "deadline_at": None, "at_risk_at": None,
             "next_alert_at": None, "alerts_fired": 0, "follow_up_of": None,
         }
-        if self.is_brand(item, source) or not queued or noise:
+        # A competitor's mentions are stored, enriched and counted, never queued.
+        mine = self.is_brand(item, source)
+        brand = values["brand"] = OURS if mine else self.brands.brand_of(item, source.id,
+                                                                          source.kind)
+        values["counted"] = not (mine or noise or self.brands.own_post(item, brand,
+                                                                       source.kind))
+        if mine or not queued or noise or brand != OURS:
             values["status"] = "ignored"
             return values, None
         facts = MentionFacts(channel=item.channel, source=source.id, lang=enrichment.lang,
-                             segment=link.segment, priority=enrichment.priority)
+                             segment=link.segment, priority=priority)
         if follows is not None:
             values["follow_up_of"] = follows
             deadline = self.planner.plan_follow_up(facts, item.created_at)
@@ -242,8 +262,9 @@ class Pipeline:
 
     def _events(self, source: SourceInfo, item: RawItem, now: datetime, queued: bool,
                 decision: Decision | None, follows: int | None,
-                noise: str | None = None) -> list[dict[str, Any]]:
-        reason = ("brand account" if self.is_brand(item, source) else noise
+                noise: str | None = None, brand: str = OURS) -> list[dict[str, Any]]:
+        competitor = f"competitor: {brand}" if brand != OURS else None
+        reason = ("brand account" if self.is_brand(item, source) else competitor or noise
                   or (None if queued else "older than the backfill window"))
         data: dict[str, Any] = {"reason": reason}
         if item.note:
@@ -264,6 +285,9 @@ class Pipeline:
             self.metrics.duplicates.labels(source=source_id).inc(result.duplicates)
         if result.rejected:
             self.metrics.rejected.labels(source=source_id).inc(result.rejected)
+        for brand, channel, sentiment in result.voices:
+            self.metrics.brand_mentions.labels(brand=brand, channel=channel,
+                                               sentiment=sentiment_class(sentiment)).inc()
         for mention in result.answered:
             self.metrics.observe_first_response(mention.channel, mention.sla_policy,
                                                 mention.created_at, mention.first_response_at,

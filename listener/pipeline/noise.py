@@ -1,4 +1,4 @@
-"""Noise stage: retweets, blocklisted words and an author repeating the same text.
+"""Noise stage: reposts, blocklisted words and an author repeating the same text.
 
 Noise is stored as `ignored` with the reason in its `ingested` event, never deleted,
 never queued, no deadline: the care team's queue stays about people, yet an admin can
@@ -87,7 +87,7 @@ class NoiseFilter:
 
     def _reason(self, item: RawItem, author_id: int, log: RepeatLog) -> str | None:
         if item.repost or RETWEET.match(item.text or ""):
-            return "noise: retweet"
+            return "noise: repost"
         flat = casefold(item.text or "")
         for entry, pattern in self._blocked:
             if pattern.search(flat):

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from listener.pipeline.enrich import at_least
 from listener.router import AgentProfile, Decision, RoutingFacts, RoutingRule, choose_agent
 from listener.shifts import Shift
 from sla.policy import MentionFacts
@@ -32,12 +33,14 @@ def rule_from_config(rule: Any) -> RoutingRule:
 
 class Routing:
     def __init__(self, agents: list[AgentProfile], rules: list[RoutingRule], strategy: str,
-                 handoff: str = "reassign", affinity_window: timedelta = timedelta(hours=24)):
+                 handoff: str = "reassign", affinity_window: timedelta = timedelta(hours=24),
+                 segment_priority: Mapping[str, str] | None = None):
         self.agents = agents
         self.rules = rules
         self.strategy = strategy
         self.handoff = handoff
         self.affinity_window = affinity_window
+        self.segment_priority = dict(segment_priority or {})
 
     @classmethod
     def from_config(cls, config: Any) -> Routing:
@@ -48,7 +51,14 @@ class Routing:
             config.routing.strategy,
             config.routing.handoff,
             config.routing.affinity_window,
+            config.customers.segment_priority,
         )
+
+    def priority_for(self, priority: str, segment: str | None) -> str:
+        """The enricher's priority raised to the customer segment's floor
+        (`customers.segment_priority`): a VIP's plain question is queued as `high`.
+        Decided before the deadline and the agent, so policies and rules match on it."""
+        return at_least(priority, self.segment_priority.get(segment or ""))
 
     def profiles(self, away: Collection[str] = ()) -> list[AgentProfile]:
         """The configured agents, with `available` taken from their stored status."""

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import SentReply
-from listener.models import Agent, Mention, MentionEvent
+from listener.models import OPEN_STATUSES, Agent, Mention, MentionEvent
 
 
 class NotFound(LookupError):
@@ -85,6 +85,24 @@ async def mark_responded(
             data={"note": note, **(data or {})},
         )
     )
+    return mention
+
+
+async def ignore(
+    session: AsyncSession, mention_id: int, reason: str, actor: str, now: datetime
+) -> Mention:
+    """Not worth an answer (spam, a bot, a duplicate): out of every queue and no deadline
+    alerts, with the reason kept in the history. Only an open mention can be ignored."""
+    if not reason.strip():
+        raise Invalid("say why the mention is ignored (a reason is required)")
+    mention = await _mention(session, mention_id)
+    if mention.status not in OPEN_STATUSES:
+        raise Conflict(f"mention {mention_id} is {mention.status}, not open; only open "
+                       "mentions can be ignored")
+    mention.status = "ignored"
+    mention.next_alert_at = None
+    session.add(MentionEvent(mention_id=mention.id, kind="ignored", at=now, actor=actor,
+                             data={"reason": reason.strip()}))
     return mention
 
 

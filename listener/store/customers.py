@@ -21,6 +21,7 @@ from listener.identities import BadIdentity, label, normalise
 from listener.models import (
     Author,
     Customer,
+    CustomerContact,
     CustomerIdentity,
     CustomerLink,
     CustomerNote,
@@ -33,7 +34,7 @@ from listener.store.queries import decode_cursor, encode_cursor
 Identity = tuple[str, str, str]  # (kind, channel, value), normalised
 NOTE_KINDS = ("note", "offer")
 RESPONSE_EVENTS = ("responded", "replied")
-TIMELINE_RANK = {"mention": 0, "response": 1, "note": 2}
+TIMELINE_RANK = {"mention": 0, "response": 1, "note": 2, "call": 3}
 
 
 def _insert(session: AsyncSession) -> Any:
@@ -71,7 +72,7 @@ async def identity_owner(session: AsyncSession, identity: Identity) -> CustomerI
         CustomerIdentity.value == value))
 
 
-async def _live_customer(session: AsyncSession, customer_id: int) -> Customer:
+async def live_customer(session: AsyncSession, customer_id: int) -> Customer:
     customer = await session.get(Customer, customer_id)
     if customer is None:
         raise NotFound(f"customer {customer_id} does not exist")
@@ -96,7 +97,7 @@ async def add_identity(session: AsyncSession, customer_id: int, identity: Identi
                        actor: str, now: datetime) -> CustomerLink | None:
     """Link an identity by hand. One held by another customer is a Conflict: that is two
     records of one person, which a merge (undoable) joins, not a silent move."""
-    await _live_customer(session, customer_id)
+    await live_customer(session, customer_id)
     held = await identity_owner(session, identity)
     if held is not None:
         if held.customer_id == customer_id:
@@ -130,20 +131,23 @@ async def merge(session: AsyncSession, into_id: int, from_id: int, actor: str,
     stays as an empty record pointing at `into`, so the merge can be undone."""
     if into_id == from_id:
         raise Invalid("a customer cannot be merged into itself")
-    into = await _live_customer(session, into_id)
-    source = await _live_customer(session, from_id)
+    into = await live_customer(session, into_id)
+    source = await live_customer(session, from_id)
     moved = {
         "identities": await _ids(session, CustomerIdentity,
                                  CustomerIdentity.customer_id == from_id),
         "authors": await _ids(session, Author, Author.customer_id == from_id),
         "mentions": await _ids(session, Mention, Mention.customer_id == from_id),
         "notes": await _ids(session, CustomerNote, CustomerNote.customer_id == from_id),
+        "contacts": await _ids(session, CustomerContact,
+                               CustomerContact.customer_id == from_id),
     }
     undo: dict[str, Any] = {**moved, "from_email": source.email,
                             "into_segment": into.segment,
                             "into_lifetime_value": into.lifetime_value}
     for key, model in (("identities", CustomerIdentity), ("authors", Author),
-                       ("mentions", Mention), ("notes", CustomerNote)):
+                       ("mentions", Mention), ("notes", CustomerNote),
+                       ("contacts", CustomerContact)):
         await _move(session, model, moved[key], into_id)
     source.merged_into = into_id
     if source.email:
@@ -162,7 +166,7 @@ async def split(session: AsyncSession, customer_id: int, ident_id: int, actor: s
                 now: datetime) -> CustomerLink:
     """One identity, and for a handle the account and its mentions, becomes a customer of
     its own: for a wrong link or a wrong merge found later."""
-    customer = await _live_customer(session, customer_id)
+    customer = await live_customer(session, customer_id)
     identity = await session.get(CustomerIdentity, ident_id)
     if identity is None or identity.customer_id != customer_id:
         raise NotFound(f"customer {customer_id} has no identity {ident_id}")
@@ -194,13 +198,16 @@ async def _split_off(session: AsyncSession, customer: Customer, new: Customer,
                      identity: CustomerIdentity | None) -> CustomerLink:
     mentions = await _ids(session, Mention, Mention.customer_id == customer.id,
                           Mention.author_id.in_(authors)) if authors else []
+    calls = await _ids(session, CustomerContact, CustomerContact.customer_id == customer.id,
+                       CustomerContact.author_id.in_(authors)) if authors else []
     emails = list(await session.scalars(select(CustomerIdentity.value).where(
         CustomerIdentity.id.in_(identities), CustomerIdentity.kind == "email")))
     undo: dict[str, Any] = {"identities": identities, "authors": authors,
-                            "mentions": mentions, "email": None}
+                            "mentions": mentions, "contacts": calls, "email": None}
     await _move(session, CustomerIdentity, identities, new.id)
     await _move(session, Author, authors, new.id)
     await _move(session, Mention, mentions, new.id)
+    await _move(session, CustomerContact, calls, new.id)
     if customer.email and customer.email in emails:
         undo["email"] = customer.email
         customer.email = None
@@ -247,7 +254,7 @@ async def undo(session: AsyncSession, link_id: int, actor: str, now: datetime) -
             await session.flush()
             original.email = data["email"]
     elif data.get("authors"):  # an automatic link of a new account: it becomes its own
-        customer = await _live_customer(session, link.customer_id)
+        customer = await live_customer(session, link.customer_id)
         first = await session.get(Author, data["authors"][0])
         new = Customer(display_name=(first.name or first.handle) if first else "",
                        created_at=now)
@@ -274,7 +281,8 @@ async def undo(session: AsyncSession, link_id: int, actor: str, now: datetime) -
 async def _move_back(session: AsyncSession, data: dict[str, Any], now_at: int,
                      back_to: int) -> None:
     for key, model in (("identities", CustomerIdentity), ("authors", Author),
-                       ("mentions", Mention), ("notes", CustomerNote)):
+                       ("mentions", Mention), ("notes", CustomerNote),
+                       ("contacts", CustomerContact)):
         ids = data.get(key) or []
         if ids:
             await session.execute(update(model).where(
@@ -283,7 +291,7 @@ async def _move_back(session: AsyncSession, data: dict[str, Any], now_at: int,
 
 async def add_note(session: AsyncSession, customer_id: int, kind: str, text: str,
                    author: str | None, now: datetime) -> CustomerNote:
-    await _live_customer(session, customer_id)
+    await live_customer(session, customer_id)
     note = CustomerNote(customer_id=customer_id, kind=kind, text=text, author=author, at=now)
     session.add(note)
     await session.flush()
@@ -372,7 +380,7 @@ def _before(at: Any, ident: Any, rank: int, cursor: tuple[datetime, int, int] | 
 
 async def timeline(session: AsyncSession, customer_id: int, limit: int = 50,
                    cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
-    """Every mention, response and note or offer of the customer, newest first."""
+    """Every mention, response, note or offer and call of the customer, newest first."""
     after = decode_timeline_cursor(cursor) if cursor else None
     items: list[tuple[datetime, int, int, dict[str, Any]]] = []
     mentions = await session.scalars(
@@ -405,12 +413,26 @@ async def timeline(session: AsyncSession, customer_id: int, limit: int = 50,
         items.append((n.at, 2, n.id, {
             "type": n.kind, "at": n.at, "id": n.id, "mention_id": None, "channel": None,
             "source": None, "text": n.text, "url": None, "status": None, "actor": n.author}))
+    calls = await session.scalars(
+        select(CustomerContact).where(
+            CustomerContact.customer_id == customer_id,
+            _before(CustomerContact.started_at, CustomerContact.id, 3, after))
+        .order_by(CustomerContact.started_at.desc(), CustomerContact.id.desc())
+        .limit(limit + 1))
+    for call in calls:
+        items.append((call.started_at, 3, call.id, {
+            "type": "call", "at": call.started_at, "id": call.id,
+            "mention_id": call.mention_id, "channel": "phone", "source": "calls",
+            "text": call.summary or None, "url": None, "status": call.outcome,
+            "actor": call.agent,
+            "call": {"external_id": call.external_id, "phone": call.phone,
+                     "duration_seconds": call.duration_seconds, "topic": call.topic}}))
     items.sort(key=lambda row: (row[0], row[1], row[2]), reverse=True)
     page = items[:limit]
     next_cursor = None
     if len(items) > limit and page:
         last = page[-1]
-        kind = {0: "mention", 1: "response", 2: "note"}[last[1]]
+        kind = {rank: name for name, rank in TIMELINE_RANK.items()}[last[1]]
         next_cursor = encode_timeline_cursor(last[0], kind, last[2])
     return [row[3] for row in page], next_cursor
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from listener.models import OPEN_STATUSES, Agent, Customer, Mention, MentionEvent
@@ -29,6 +29,15 @@ class ConversationOwner:
     assignee: str
 
 
+async def lock_routing(session: AsyncSession) -> None:
+    """Serialise routing across transactions: whoever reads the agents' loads and assigns
+    holds every agent row until commit, so two writers can never both see room for the
+    last slot under `max_open`. PostgreSQL only; SQLite has one writer already (and
+    `Store.write` queues them in-process). Rows are taken in id order: no deadlocks."""
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(select(Agent.id).order_by(Agent.id).with_for_update())
+
+
 async def away_agents(session: AsyncSession) -> set[str]:
     return set(await session.scalars(select(Agent.id).where(Agent.status == "away")))
 
@@ -47,13 +56,15 @@ async def unassigned_open(
     session: AsyncSession, limit: int = 1000
 ) -> list[tuple[Mention, str | None]]:
     """Open unassigned mentions with their customer's segment, oldest deadline first, then
-    priority: the order in which the backlog drain hands them out."""
+    priority: the order in which the backlog drain hands them out. Locked on PostgreSQL,
+    so an answer committed meanwhile is seen (and the mention skipped), not overwritten."""
     query = (
         select(Mention, Customer.segment)
         .outerjoin(Customer, Customer.id == Mention.customer_id)
         .where(Mention.status.in_(OPEN_STATUSES), Mention.assignee.is_(None))
         .order_by(Mention.deadline_at.is_(None), Mention.deadline_at, PRIORITY_RANK, Mention.id)
         .limit(limit)
+        .with_for_update(of=Mention)
     )
     return [(m, segment) for m, segment in (await session.execute(query)).all()]
 
@@ -65,6 +76,7 @@ async def held_by(session: AsyncSession, agent_id: str) -> list[tuple[Mention, s
         .outerjoin(Customer, Customer.id == Mention.customer_id)
         .where(Mention.status.in_(OPEN_STATUSES), Mention.assignee == agent_id)
         .order_by(Mention.deadline_at.is_(None), Mention.deadline_at, PRIORITY_RANK, Mention.id)
+        .with_for_update(of=Mention)
     )
     return [(m, segment) for m, segment in (await session.execute(query)).all()]
 
@@ -95,14 +107,23 @@ async def conversation_owners(
     session: AsyncSession, customer_ids: set[int], source: str, threads: set[str],
     since: datetime,
 ) -> list[ConversationOwner]:
-    """Assigned mentions of these customers since `since`, and of these threads: one query
-    for a whole ingest batch."""
+    """Assigned mentions of these customers since `since`, and of these threads of one
+    source: one query for a whole ingest batch."""
+    return await owners_of(session, customer_ids, {(source, t) for t in threads}, since)
+
+
+async def owners_of(
+    session: AsyncSession, customer_ids: set[int], threads: set[tuple[str, str]],
+    since: datetime,
+) -> list[ConversationOwner]:
+    """Assigned mentions of these customers since `since`, and of these (source, thread)
+    pairs at any time: one query for a batch spanning sources (the drain, a hand-off)."""
     conditions = []
     if customer_ids:
         conditions.append(and_(Mention.customer_id.in_(customer_ids),
                                Mention.created_at >= since))
     if threads:
-        conditions.append(and_(Mention.source == source, Mention.thread.in_(threads)))
+        conditions.append(tuple_(Mention.source, Mention.thread).in_(sorted(threads)))
     if not conditions:
         return []
     rows = await session.execute(

@@ -4,6 +4,8 @@ examples, and the open spike.
 A negative mention is any mention whose sentiment is below the threshold, answered or
 not (a crisis does not stop because someone replied), except the brand's own posts and
 backfill, which are stored `ignored`. Counted by `created_at`, the time it was posted.
+With `brand` (a competitor's name), the same for that competitor's mentions: those
+counted in share of voice (its own posts and noise are not).
 """
 
 from __future__ import annotations
@@ -22,12 +24,15 @@ from listener.models import Author, Mention, SpikeState
 SPIKE_LOCK = 0x5350494B
 
 
-def _negative(below: float) -> Any:
+def _negative(below: float, brand: str | None = None) -> Any:
+    if brand is not None:  # a competitor's mentions are all stored ignored
+        return and_(Mention.sentiment < below, Mention.brand == brand,
+                    Mention.counted.is_(True))
     return and_(Mention.sentiment < below, Mention.status != "ignored")
 
 
 async def negative_counts(session: AsyncSession, spans: Sequence[tuple[datetime, datetime]],
-                          below: float) -> list[int]:
+                          below: float, brand: str | None = None) -> list[int]:
     """Negative mentions posted in each [start, end) span, in span order, in one grouped
     query (an index range per span on ix_mentions_created_at)."""
     if not spans:
@@ -35,7 +40,8 @@ async def negative_counts(session: AsyncSession, spans: Sequence[tuple[datetime,
     inside = [and_(Mention.created_at >= start, Mention.created_at < end)
               for start, end in spans]
     span = case(*((condition, index) for index, condition in enumerate(inside)))
-    tagged = select(span.label("span")).where(_negative(below), or_(*inside)).subquery()
+    tagged = select(span.label("span")).where(_negative(below, brand),
+                                              or_(*inside)).subquery()
     rows = await session.execute(select(tagged.c.span, func.count()).group_by(tagged.c.span))
     counts = [0] * len(spans)
     for index, count in rows.all():
@@ -45,21 +51,24 @@ async def negative_counts(session: AsyncSession, spans: Sequence[tuple[datetime,
 
 
 async def angriest(session: AsyncSession, start: datetime, end: datetime, below: float,
-                   limit: int = 3) -> list[tuple[Mention, Author | None]]:
+                   limit: int = 3, brand: str | None = None
+                   ) -> list[tuple[Mention, Author | None]]:
     """The most negative mentions posted in [start, end), newest first among equals."""
     query = (
         select(Mention, Author)
         .outerjoin(Author, Author.id == Mention.author_id)
-        .where(_negative(below), Mention.created_at >= start, Mention.created_at < end)
+        .where(_negative(below, brand), Mention.created_at >= start,
+               Mention.created_at < end)
         .order_by(Mention.sentiment, Mention.created_at.desc(), Mention.id.desc())
         .limit(limit)
     )
     return [(m, a) for m, a in (await session.execute(query)).all()]
 
 
-async def open_spike(session: AsyncSession) -> SpikeState | None:
-    """The spike in progress, if any (the latest one not ended)."""
-    query = (select(SpikeState).where(SpikeState.ended_at.is_(None))
+async def open_spike(session: AsyncSession, brand: str | None = None) -> SpikeState | None:
+    """The spike in progress, if any (the latest one not ended): ours, or `brand`'s."""
+    same_brand = SpikeState.brand.is_(None) if brand is None else SpikeState.brand == brand
+    query = (select(SpikeState).where(SpikeState.ended_at.is_(None), same_brand)
              .order_by(SpikeState.started_at.desc(), SpikeState.id.desc()).limit(1))
     return await session.scalar(query)
 
@@ -70,7 +79,8 @@ async def lock_spikes(session: AsyncSession) -> None:
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SPIKE_LOCK})
 
 
-def start_spike(session: AsyncSession, at: datetime, count: int) -> SpikeState:
-    spike = SpikeState(started_at=at, ended_at=None, peak_count=count)
+def start_spike(session: AsyncSession, at: datetime, count: int,
+                brand: str | None = None) -> SpikeState:
+    spike = SpikeState(started_at=at, ended_at=None, peak_count=count, brand=brand)
     session.add(spike)
     return spike

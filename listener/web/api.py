@@ -2,28 +2,39 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
 
-from connectors.base import ReplyRefused, ReplyTarget
+from connectors.base import ReplyRefused
 from listener.backlog import BACKLOG
 from listener.models import STATUSES
 from listener.services import SERVICES, Services
 from listener.store import MentionFilter
 from listener.store import queries as q
-from listener.store.actions import Conflict, Invalid, NotFound, assign, mark_responded
+from listener.store.actions import (
+    Conflict,
+    Invalid,
+    NotFound,
+    assign,
+    ignore,
+    mark_responded,
+)
 from listener.store.customers import customer_detail
 from listener.store.routing import AGENT_STATUSES
 from listener.web.errors import APIError
+from listener.web.mention_actions import TooLong, act, send_and_record
 from listener.web.serialize import agent_json, customer_json, iso, mention_json
-from responders.drafts import UnknownTemplate
-from responders.platform import CannotSend, send_reply
+from responders.drafts import ALIASES, UnknownTemplate
+from responders.platform import CannotSend
 
 routes = web.RouteTableDef()
 MAX_LIMIT = 500
 MAX_ID = 2**31 - 1
+MAX_REASON = 1000  # an ignore reason is a sentence, not a document
 
 
 def services(request: web.Request) -> Services:
@@ -128,27 +139,23 @@ async def get_mention(request: web.Request) -> web.Response:
 
 async def _act(request: web.Request, action: Any, **kwargs: Any) -> web.Response:
     """Run one agent action in a transaction and answer with the updated mention."""
-    svc = services(request)
     mention_id = int_param(request, "id")
-    now = svc.clock.now()
+    with store_errors():
+        row = await act(request, mention_id, action, **kwargs)
+    return web.json_response(mention_json(*row, services(request).clock.now()))
+
+
+@contextlib.contextmanager
+def store_errors() -> Iterator[None]:
+    """The store's typed errors as the API's error answers."""
     try:
-        async with svc.store.write() as session:
-            await action(session, mention_id, now=now, **kwargs)
+        yield
     except NotFound as exc:
         raise APIError(404, "not_found", str(exc)) from None
     except Invalid as exc:
         raise APIError(422, "invalid", str(exc)) from None
     except Conflict as exc:
         raise APIError(409, "conflict", str(exc)) from None
-    request.app[BACKLOG].wake()  # an answer or a move may have freed someone's capacity
-    async with svc.store.read() as session:
-        row = await q.get_mention(session, mention_id)
-    assert row is not None
-    mention = row[0]
-    if mention.first_response_at == now and action is mark_responded:
-        svc.metrics.observe_first_response(mention.channel, mention.sla_policy,
-                                           mention.created_at, now, mention.deadline_at)
-    return web.json_response(mention_json(*row, now))
 
 
 @routes.post("/api/v1/mentions/{id}/assign")
@@ -168,6 +175,17 @@ async def respond_mention(request: web.Request) -> web.Response:
     return await _act(request, mark_responded, actor=actor(body), note=note)
 
 
+@routes.post("/api/v1/mentions/{id}/ignore")
+async def ignore_mention(request: web.Request) -> web.Response:
+    """Not worth an answer: out of the queue, no deadline alerts, the reason kept."""
+    body = await json_body(request)
+    reason = body.get("reason")
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON:
+        raise APIError(422, "invalid", 'send {"reason": "<why>"}: a non-empty string of at '
+                                       f"most {MAX_REASON} characters")
+    return await _act(request, ignore, reason=reason, actor=actor(body))
+
+
 @routes.post("/api/v1/mentions/{id}/reply")
 async def reply_mention(request: web.Request) -> web.Response:
     """Draft from a tone template (or take the agent's text) and, with send, post it
@@ -184,36 +202,60 @@ async def reply_mention(request: web.Request) -> web.Response:
         raise APIError(422, "invalid", "give the reply text, or a template to draft from")
     async with svc.store.read() as session:
         row = await q.get_mention(session, mention_id)
+        if row is not None and not text:
+            try:
+                text = (await svc.composer.compose(session, mention_id, template)).text
+            except UnknownTemplate as exc:
+                raise APIError(422, "unknown_template", str(exc)) from None
     if row is None:
         raise APIError(404, "not_found", f"mention {mention_id} does not exist")
-    mention, author = row
-    if not text:
-        handle = author.handle if author else ""
-        name = ((author.name if author else "") or handle).split(" ")[0]
-        try:
-            text = svc.drafter.draft(mention.channel, template, mention.lang, name=name,
-                                     handle=handle)
-        except UnknownTemplate as exc:
-            raise APIError(422, "unknown_template", str(exc)) from None
     if not send:
         return web.json_response({"draft": text, "sent": False})
-    target = ReplyTarget(mention.external_id, author.handle if author else "", mention.url,
-                         mention.thread)
     try:
-        sent = await send_reply(mention.source, svc.config.source(mention.source),
-                                svc.connector_for(mention.source), target, text)
+        with store_errors():
+            sent, updated = await send_and_record(request, row, text, actor(body))
+    except TooLong as exc:
+        raise APIError(422, "too_long", f"{exc}; shorten it (nothing was sent)") from None
     except CannotSend as exc:
         raise APIError(409, "cannot_send",
                        f"{exc}; or answer on the platform, then "
                        f"POST /api/v1/mentions/{mention_id}/respond") from None
     except ReplyRefused as exc:
         raise platform_refusal(exc) from None
-    response = await _act(request, mark_responded, actor=actor(body), note=None,
-                          kind="replied", repeat_ok=True, reply=sent,
-                          data={"text": text, "reply_id": sent.external_id, "url": sent.url})
     return web.json_response({"draft": text, "sent": True,
                               "reply": {"id": sent.external_id, "url": sent.url},
-                              "mention": json.loads(response.body)})
+                              "mention": mention_json(*updated, svc.clock.now())})
+
+
+@routes.get("/api/v1/mentions/{id}/draft")
+async def draft_reply(request: web.Request) -> web.Response:
+    """A reply drafted from the intent's tone template, with its length and the
+    channel's limit; nothing is stored or sent."""
+    svc = services(request)
+    mention_id = int_param(request, "id")
+    intent, lang = request.query.get("intent"), request.query.get("lang")
+    if not intent:
+        raise APIError(400, "bad_request", "give ?intent=, one of GET /api/v1/templates")
+    if lang is not None and lang not in svc.composer.languages():
+        raise APIError(400, "bad_request",
+                       f"lang must be one of {', '.join(svc.composer.languages())}")
+    async with svc.store.read() as session:
+        try:
+            draft = await svc.composer.compose(session, mention_id, intent, lang)
+        except UnknownTemplate as exc:
+            raise APIError(400, "unknown_template", str(exc)) from None
+    if draft is None:
+        raise APIError(404, "not_found", f"mention {mention_id} does not exist")
+    return web.json_response(draft.as_json())
+
+
+@routes.get("/api/v1/templates")
+async def list_templates(request: web.Request) -> web.Response:
+    """What a composer can offer: intents, languages and each channel's length limit."""
+    composer = services(request).composer
+    return web.json_response({"intents": list(composer.intents()), "aliases": ALIASES,
+                              "languages": list(composer.languages()),
+                              "limits": composer.limits})
 
 
 def platform_refusal(exc: ReplyRefused) -> APIError:

@@ -1,14 +1,18 @@
-"""/api/v1/customers: search, identities, merge, split, undo, notes and the timeline."""
+"""/api/v1/customers: search, identities, merge, split, undo, notes, calls and the
+timeline."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from listener.calls import CallError, record_call, to_call
 from listener.identities import KINDS, BadIdentity, normalise
+from listener.models import CustomerContact
 from listener.store import customers as c
 from listener.store.actions import Conflict, Invalid, NotFound
 from listener.store.queries import decode_cursor
@@ -17,6 +21,7 @@ from listener.web.errors import APIError
 from listener.web.serialize import (
     customer_json,
     customer_summary_json,
+    iso,
     link_json,
     note_json,
 )
@@ -185,3 +190,47 @@ async def add_note(request: web.Request) -> web.Response:
     note = await _write(request, lambda s: c.add_note(s, customer_id, kind, text or "",
                                                       author, now))
     return web.json_response(note_json(note), status=201)
+
+
+@routes.post("/api/v1/customers/{id}/contacts")
+async def add_contact(request: web.Request) -> web.Response:
+    """One call-centre call for this customer: `201` with the call, `200` when the same
+    call (by `call_id`, else phone and time) was recorded before."""
+    svc = services(request)
+    customer_id = int_param(request, "id")
+    body = await json_body(request)
+    zone = ZoneInfo(svc.config.timezone)
+    try:
+        call = to_call(body, svc.config.customers.default_region, zone, svc.clock.now())
+    except CallError as exc:
+        raise APIError(422, "invalid", str(exc)) from None
+    if call.callback and not call.phone:
+        raise APIError(422, "invalid", f"phone is required when the outcome "
+                                       f"({call.outcome}) promises a callback: it is the "
+                                       "number to call back")
+    try:
+        recorded = await record_call(svc, call, customer_id=customer_id,
+                                     actor=_actor(body))
+    except NotFound as exc:
+        raise APIError(404, "not_found", str(exc)) from None
+    except Conflict as exc:
+        raise APIError(409, "conflict", str(exc)) from None
+    return web.json_response(contact_json(recorded.contact),
+                             status=201 if recorded.created else 200)
+
+
+def contact_json(contact: CustomerContact) -> dict[str, Any]:
+    return {
+        "id": contact.id,
+        "customer_id": contact.customer_id,
+        "call_id": contact.external_id,
+        "phone": contact.phone,
+        "started_at": iso(contact.started_at),
+        "duration_seconds": contact.duration_seconds,
+        "agent": contact.agent,
+        "topic": contact.topic,
+        "summary": contact.summary,
+        "outcome": contact.outcome,
+        "callback_mention_id": contact.mention_id,
+        "recorded_at": iso(contact.recorded_at),
+    }

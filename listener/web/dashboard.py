@@ -1,107 +1,179 @@
-"""The queue page the team keeps open all day: most urgent first, time left in words."""
+"""The queue page the team keeps open all day: most urgent first, time left in words.
+
+The page renders once; after that `static/queue.js` keeps it current: it counts the time
+left down every second and, when the live feed (`GET /events`) says mentions changed,
+re-reads `GET /queue/rows` with the page's own query string and swaps the rows in.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+import math
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
 
 from aiohttp import web
 
-from listener.humanize import short_duration, time_left
+from listener.backlog import BACKLOG
+from listener.humanize import short_duration
 from listener.models import SourceState
+from listener.pipeline.enrich import NEGATIVE, POSITIVE
 from listener.services import SERVICES
 from listener.store import queries as q
-from listener.web import JINJA
-from listener.web.serialize import author_json
+from listener.store.actions import NotFound
+from listener.store.open_queue import QueueRow, agent_status, open_queue, queue_choices
+from listener.store.routing import AGENT_STATUSES
+from listener.web.access import current_user
+from listener.web.i18n import translator
+from listener.web.live_events import events_stream
+from listener.web.pages import page_lang, render
+from listener.web.queue_filters import PAGE_SIZE, QueueQuery, parse_queue_query
+from listener.web.serialize import iso
+from listener.web.session import local_path
 from sla.policy import sla_state
 
 routes = web.RouteTableDef()
-REFRESH_SECONDS = 10
+routes.get("/events")(events_stream)  # the live feed exists for this page
+Translate = Callable[..., str]
+UNITS = ("{n}d", "{n}h", "{n}m", "{n}s")
 
 
 @routes.get("/")
 async def queue_page(request: web.Request) -> web.Response:
+    user = current_user(request)
+    svc = request.app[SERVICES]
+    asked = parse_queue_query(request.query, user)
+    view = await queue_view(request, asked)
+    async with svc.store.read() as session:
+        choices = {name: [(value, value) for value in values]
+                   for name, values in (await queue_choices(session)).items()}
+        sources = [source_health(state, view["now"]) for state in await q.source_states(session)]
+        my_status = await agent_status(session, user.agent_id) if user.agent_id else None
+    return render(request, "queue.html", status=400 if asked.problems else 200,
+                  choices=choices, sources=sources, my_status=my_status, **view)
+
+
+@routes.get("/queue/rows")
+async def queue_rows(request: web.Request) -> web.Response:
+    """The live part of the page alone, for the page's script to swap in."""
+    asked = parse_queue_query(request.query, current_user(request))
+    view = await queue_view(request, asked)
+    return render(request, "queue_rows.html", status=400 if asked.problems else 200, **view)
+
+
+@routes.post("/queue/status")
+async def set_my_status(request: web.Request) -> web.StreamResponse:
+    """The signed-in agent going away or coming back, exactly as the API's
+    `POST /api/v1/agents/{id}/status` does: away hands their open work on."""
+    user = current_user(request)
+    svc = request.app[SERVICES]
+    form = await request.post()
+    status = str(form.get("status", ""))
+    if not user.agent_id:
+        raise web.HTTPBadRequest(text="your login is not linked to an agent")
+    if status not in AGENT_STATUSES:
+        raise web.HTTPBadRequest(text=f"status must be one of {', '.join(AGENT_STATUSES)}")
+    try:
+        await request.app[BACKLOG].set_status(user.agent_id, status, user.name,
+                                              svc.clock.now())
+    except NotFound as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
+    raise web.HTTPSeeOther(local_path(str(form.get("next", "")) or None))
+
+
+async def queue_view(request: web.Request, asked: QueueQuery) -> dict[str, Any]:
+    """What both the page and the rows fragment render."""
     svc = request.app[SERVICES]
     now = svc.clock.now()
-    filters = {key: request.query.get(key) for key in ("assignee", "channel", "state")}
+    _ = translator(page_lang(request))
     async with svc.store.read() as session:
-        rows = await q.queue(
-            session,
-            now,
-            assignee=filters["assignee"],
-            channel=filters["channel"] or None,
-            sla_state=filters["state"] or None,
-        )
         summary = await q.sla_summary(session, now)
-        agents = [agent.id for agent, _ in await q.list_agents(session)]
-        sources = [source_health(state, now) for state in await q.source_states(session)]
-    tz = svc.config.tz
-    mentions = []
-    for mention, author in rows:
-        state = sla_state(mention.deadline_at, mention.at_risk_at, mention.first_response_at, now)
-        mentions.append(
-            {
-                "id": mention.id,
-                "channel": mention.channel,
-                "source": mention.source,
-                "author": author_json(author) or {"handle": "?", "name": ""},
-                "text": mention.text,
-                "url": mention.url
-                if (mention.url or "").startswith(("http://", "https://"))
-                else None,
-                "assignee": mention.assignee,
-                "priority": mention.priority,
-                "lang": mention.lang,
-                "state": state or "none",
-                "time_left": time_left(mention.deadline_at, now),
-                "posted": f"{short_duration(now - mention.created_at)} ago",
-                "posted_at": mention.created_at.astimezone(tz).strftime("%a %H:%M"),
-            }
-        )
-    html = (
-        request.app[JINJA]
-        .get_template("queue.html")
-        .render(
-            mentions=mentions,
-            agents=agents,
-            filters=filters,
-            sources=sources,
-            filtered=any(value is not None for value in filters.values()),
-            summary=summary,
-            refresh=REFRESH_SECONDS,
-            timezone=svc.config.timezone,
-        )
-    )
-    return web.Response(text=html, content_type="text/html")
-
-
-@routes.get("/mentions/{id:[0-9]{1,10}}")
-async def mention_page(request: web.Request) -> web.Response:
-    """Where alert links land: the mention, how long is left, and what happened to it."""
-    svc = request.app[SERVICES]
-    now = svc.clock.now()
-    mention_id = int(request.match_info["id"])
-    async with svc.store.read() as session:
-        row = await q.get_mention(session, mention_id)
-        if row is None:
-            raise web.HTTPNotFound(text=f"mention {mention_id} does not exist")
-        events = await q.events_for(session, mention_id)
-    mention, author = row
-    state = sla_state(mention.deadline_at, mention.at_risk_at, mention.first_response_at, now)
-    page = {
-        "id": mention.id, "text": mention.text, "channel": mention.channel,
-        "source": mention.source, "assignee": mention.assignee, "policy": mention.sla_policy,
-        "author_handle": author.handle if author else "?",
-        "author_name": (author.name if author else "") or "",
-        "url": mention.url if (mention.url or "").startswith(("http://", "https://")) else None,
-        "state": state or "none", "state_text": (state or "no deadline").replace("_", " "),
-        "time_left": time_left(mention.deadline_at, now, mention.first_response_at),
-        "posted": f"{short_duration(now - mention.created_at)} ago",
+        if asked.problems:
+            rows, total = [], 0
+        else:
+            found = await open_queue(session, asked.filter, now, asked.offset, PAGE_SIZE)
+            rows, total = found.rows, found.total
+    pages = max(1, math.ceil(total / PAGE_SIZE))
+    return {
+        "now": now,
+        "now_iso": iso(now),
+        "rows": [row_view(row, now, _) for row in rows],
+        "total": total,
+        "summary": summary,
+        "asked": asked,
+        "filters": asked.values,
+        "filtered": any(asked.values.values()),
+        "page": asked.page,
+        "pages": pages,
+        "past_the_end": asked.page > pages,
+        "prev_url": asked.url(page=asked.page - 1) if 1 < asked.page <= pages else None,
+        "next_url": asked.url(page=asked.page + 1) if asked.page < pages else None,
+        "first_url": asked.url(page=1),
+        "fragment_url": asked.url("/queue/rows"),
+        "units_json": json.dumps(dict(zip("dhms", (_(unit) for unit in UNITS), strict=True)),
+                                 ensure_ascii=False),
     }
-    history = [{"when": f"{short_duration(now - e.at)} ago" if e.at <= now
-                else f"in {short_duration(e.at - now)}", "kind": e.kind, "actor": e.actor}
-               for e in events]
-    html = request.app[JINJA].get_template("mention.html").render(m=page, events=history)
-    return web.Response(text=html, content_type="text/html")
+
+
+def row_view(row: QueueRow, now: datetime, _: Translate) -> dict[str, Any]:
+    mention, author = row.mention, row.author
+    state = sla_state(mention.deadline_at, mention.at_risk_at, mention.first_response_at, now)
+    url = mention.url or ""
+    return {
+        "id": mention.id,
+        "channel": mention.channel,
+        "source": mention.source,
+        "name": (author.name if author else "") or "",
+        "handle": author.handle if author else "?",
+        "reach": author.followers if author else None,
+        "segment": row.segment,
+        "text": mention.text,
+        "url": url if url.startswith(("http://", "https://")) else None,
+        "lang": mention.lang,
+        "sentiment": sentiment_word(mention.sentiment),
+        "sentiment_score": mention.sentiment,
+        "priority": mention.priority,
+        "assignee": mention.assignee,
+        "state": state or "none",
+        "deadline": mention.deadline_at,
+        "deadline_iso": iso(mention.deadline_at),
+        "at_risk_iso": iso(mention.at_risk_at),
+        "countdown": countdown(mention.deadline_at, now, _),
+        "posted": mention.created_at,
+        "posted_ago": _("{t} ago", t=span(now - mention.created_at, _)),
+    }
+
+
+def sentiment_word(score: float) -> str:
+    """The enricher's own thresholds, so "negative" here means what routing acted on."""
+    if score <= NEGATIVE:
+        return "negative"
+    return "positive" if score >= POSITIVE else "neutral"
+
+
+def span(delta: timedelta, _: Translate) -> str:
+    """"1h 05m", "2d 3h", "12m", "45s": queue.js writes the same every second."""
+    seconds = int(abs(delta.total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return _("{n}d", n=days) + (" " + _("{n}h", n=hours) if hours else "")
+    if hours:
+        return _("{n}h", n=hours) + " " + _("{n}m", n=f"{minutes:02d}")
+    if minutes:
+        return _("{n}m", n=minutes)
+    return _("{n}s", n=secs)
+
+
+def countdown(deadline_at: datetime | None, now: datetime, _: Translate) -> str:
+    if deadline_at is None:
+        return _("no deadline")
+    left = deadline_at - now
+    if left > timedelta(0):
+        return _("{t} left", t=span(left, _))
+    return _("overdue by {t}", t=span(left, _))
 
 
 def source_health(state: SourceState, now: datetime) -> dict[str, str]:

@@ -17,8 +17,9 @@ from listener.store.alerts import STATES as ALERT_STATES
 from listener.store.queries import SLA_STATES
 from listener.web.alerts import MAX_LIMIT as MAX_ALERTS
 from listener.web.api import MAX_LIMIT
-from listener.web.openapi_schemas import COMPONENTS, STRING, Schema, error, ref
+from listener.web.openapi_schemas import COMPONENTS, STRING, Schema, enum, error, ref
 from responders.alerts.base import ALERT_KINDS
+from responders.drafts import LANGS
 
 routes = web.RouteTableDef()
 
@@ -90,6 +91,18 @@ ALERT_FILTERS = (
     query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_ALERTS, "default": 50},
           "how many, newest first"),
 )
+DRAFT_PARAMETERS = (
+    {"name": "intent", "in": "query", "required": True,
+     "schema": {"type": "string", "pattern": "^[a-z0-9_-]{1,50}$"},
+     "description": "an intent of GET /api/v1/templates, e.g. apology"},
+    query("lang", enum(LANGS), "the draft's language; default the mention's, else en"),
+)
+LOCAL_DATE: Schema = {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
+REPORT_RANGE = (
+    query("from", LOCAL_DATE, "first local day (YYYY-MM-DD, the configured time zone), "
+                              "included; default six days before `to`"),
+    query("to", LOCAL_DATE, "last local day, included; default today"),
+)
 SIGNATURE = {
     "name": SIGNATURE_HEADER, "in": "header", "required": True,
     "schema": {"type": "string", "pattern": "^sha256=[0-9a-f]{64}$"},
@@ -112,6 +125,7 @@ class Operation:
     body_required: bool = True
     bearer: bool = True
     description: str = ""
+    repeat_status: int | None = None  # answered, with the same body, to a repeated request
 
 
 OPERATIONS = (
@@ -132,20 +146,40 @@ OPERATIONS = (
                422: ("invalid",)},
               body="RespondRequest", body_required=False,
               description="409 when the mention was already answered."),
+    Operation("post", "/api/v1/mentions/{id}/ignore", "ignoreMention", "mentions",
+              "Ignore with a reason: out of the queue, no deadline alerts", 200, ref("Mention"),
+              {**JSON_BODY_ERRORS, 404: ("not_found",), 409: ("conflict",),
+               422: ("invalid",)},
+              body="IgnoreRequest",
+              description=("The mention's status becomes ignored and the reason is kept in "
+                           "its events. 409 when it is not open (answered, closed or "
+                           "ignored already); 422 without a reason.")),
     Operation("post", "/api/v1/mentions/{id}/reply", "replyMention", "mentions",
               "Draft a reply, and with send: true post it on the platform", 200,
               {"oneOf": [ref("ReplyDraft"), ref("ReplySent")]},
               {**JSON_BODY_ERRORS, 404: ("not_found",), 409: ("cannot_send",),
-               422: ("invalid", "unknown_template", "platform_refused"),
+               422: ("invalid", "unknown_template", "too_long", "platform_refused"),
                429: ("platform_refused",), 502: ("platform_refused",)},
               body="ReplyRequest",
               description=(
                   "A sent reply is the mention's first response (a later one is only "
                   "recorded). 409 cannot_send: this source does not post replies "
                   "(send_replies off, credentials missing, or a kind that cannot); answer "
-                  "on the platform and POST .../respond. platform_refused: the platform "
+                  "on the platform and POST .../respond. 422 too_long: with send, a text "
+                  "over the channel's limit (GET /api/v1/templates) is refused before it "
+                  "reaches the platform. platform_refused: the platform "
                   "refused and nothing was sent; its 422 and 429 pass through, anything "
                   "else (its 401/403, 5xx) is a 502.")),
+    Operation("get", "/api/v1/mentions/{id}/draft", "draftReply", "mentions",
+              "Draft a reply from a tone template, measured against the channel's limit",
+              200, ref("Draft"), {400: ("bad_request", "unknown_template"),
+                                  404: ("not_found",)}, DRAFT_PARAMETERS,
+              description=("The channel's tone (its own templates, else its source kind's, "
+                           "else social or formal) in the asked language; an admin's edited "
+                           "template wins over the file. Nothing is stored or sent.")),
+    Operation("get", "/api/v1/templates", "listTemplates", "mentions",
+              "Reply intents, languages and each channel's length limit", 200,
+              ref("TemplateCatalog")),
     Operation("get", "/api/v1/agents", "listAgents", "directory",
               "Active agents and their open load", 200, ref("AgentList")),
     Operation("post", "/api/v1/agents/{agent_id}/status", "setAgentStatus", "directory",
@@ -189,9 +223,31 @@ OPERATIONS = (
               "Add a note or an offer to the customer's timeline", 201, ref("CustomerNote"),
               {**JSON_BODY_ERRORS, 404: ("not_found",), 409: ("conflict",),
                422: ("invalid",)}, body="NoteRequest"),
+    Operation("post", "/api/v1/customers/{id}/contacts", "addCustomerContact", "customers",
+              "Record a call-centre call on the customer's timeline", 201,
+              ref("CustomerContact"),
+              {**JSON_BODY_ERRORS, 404: ("not_found",), 409: ("conflict",),
+               422: ("invalid",)}, body="ContactRequest",
+              description=("An outcome that promises a callback (callback, "
+                           "callback_promised, geri arama, …) also opens a mention on "
+                           "channel phone, source calls, routed and given a deadline like "
+                           "any other. The same call again (call_id, else phone and time) "
+                           "answers 200 with the call recorded before. 409 when the phone "
+                           "belongs to another customer: merge them, or leave it out."),
+              repeat_status=200),
     Operation("get", "/api/v1/sla/summary", "slaSummary", "sla",
               "Mentions with a deadline, counted by SLA state and channel", 200,
               ref("SlaSummary")),
+    Operation("get", "/api/v1/reports/share-of-voice", "shareOfVoice", "reports",
+              "Share of voice and sentiment per brand, channel and local day", 200,
+              ref("ShareOfVoice"), {400: ("bad_request",)}, REPORT_RANGE,
+              description=(
+                  "Mentions about our brand (`ours`) and each competitor, posted within the "
+                  "range, counted by the local day they were posted. Counted are people's own "
+                  "words: not a brand's own posts, not noise (reposts, blocklisted words, "
+                  "repeats). Sentiment: negative at -0.3 or below, positive at 0.3 or above. "
+                  "At most 366 days; 400 for a date that is not YYYY-MM-DD or not real, or "
+                  "`from` after `to`.")),
     Operation("get", "/api/v1/sources", "listSources", "sources",
               "Every configured source and its polling health", 200, ref("SourceList")),
     Operation("get", "/api/v1/alerts", "listAlerts", "alerts",
@@ -221,6 +277,9 @@ def _operation(op: Operation) -> dict[str, Any]:
     errors = {**(UNAUTHORIZED if op.bearer else {}), **op.errors}
     responses: dict[str, Any] = {
         str(op.status): {"description": op.summary, "content": _json(op.response)}}
+    if op.repeat_status is not None:
+        responses[str(op.repeat_status)] = {"description": "Done before: the same answer",
+                                            "content": _json(op.response)}
     for status, codes in sorted(errors.items()):
         responses[str(status)] = {"description": ERROR_TEXT[status],
                                   "content": _json(error(*codes))}

@@ -17,6 +17,7 @@ from listener.store.alerts import STATES as ALERT_STATES
 from listener.store.queries import SLA_STATES
 from listener.store.routing import AGENT_STATUSES
 from responders.alerts.base import ALERT_KINDS
+from responders.drafts import LANGS
 
 Schema = dict[str, Any]
 
@@ -109,6 +110,9 @@ MENTION_PROPERTIES: dict[str, Schema] = {
     "thread": nullable({**STRING, "description": "conversation id on the platform"}),
     "follow_up_of": nullable({"type": "integer", "description": "the answered mention this "
                               "follow-up continues; its deadline is a next-response clock"}),
+    "brand": {**STRING, "description": "whose brand it is about: ours, or a competitor's "
+                                       "name (competitors[].name); a competitor's mentions "
+                                       "are never queued"},
     "response": nullable(record("The reply Listener posted on the platform", {
         "external_id": nullable(STRING),
         "url": nullable(STRING),
@@ -169,19 +173,29 @@ IDENTITY = record("Something that identifies the customer, normalised", {
     "channel": nullable({**STRING, "description": "the handle's channel; null otherwise"}),
     "value": {**STRING, "description": "e-mail lower-case, phone E.164, handle without @"},
 })
+TIMELINE_CALL = record("What a call adds to its timeline item", {
+    "external_id": {**STRING, "description": "the call id, or sha256:… of phone and time"},
+    "phone": nullable({**STRING, "description": "the caller's number, E.164"}),
+    "duration_seconds": nullable(COUNT),
+    "topic": nullable(STRING),
+})
 TIMELINE_ITEM = record("One thing in the customer's history on any channel", {
-    "type": enum(("mention", "response", "note", "offer")),
+    "type": enum(("mention", "response", "note", "offer", "call")),
     "at": TIME,
-    "id": {**INTEGER, "description": "id of the mention, the response event or the note"},
-    "mention_id": nullable(INTEGER),
+    "id": {**INTEGER, "description": "id of the mention, the response event, the note or "
+                                     "the call"},
+    "mention_id": nullable({**INTEGER, "description": "for a call: the open mention of its "
+                                                      "promised callback"}),
     "channel": nullable(STRING),
     "source": nullable(STRING),
     "text": nullable(STRING),
     "url": nullable(STRING),
     "status": nullable({**STRING, "description": "a mention's status; responded or "
-                                                 "replied for a response"}),
-    "actor": nullable({**STRING, "description": "who responded, or wrote the note"}),
-})
+                                                 "replied for a response; a call's outcome"}),
+    "actor": nullable({**STRING, "description": "who responded, wrote the note or took "
+                                                "the call"}),
+    "call": {**TIMELINE_CALL, "description": "only on calls"},
+}, optional=("call",))
 CUSTOMER = record(
     "A customer: identities, accounts on every channel, latest 50 mentions (`history`) and "
     "the cross-channel timeline, newest first, a page at a time",
@@ -329,6 +343,71 @@ REPLY_SENT = record("Posted on the platform; the mention is responded (the clock
     "mention": ref("Mention"),
 })
 
+LIMIT: Schema = {"type": ["integer", "null"], "minimum": 1,
+                 "description": "characters the channel allows; null: no limit"}
+DRAFT = record("A reply drafted from a tone template; nothing was stored or sent", {
+    "text": STRING,
+    "intent": {**STRING, "description": "the intent drafted (info is need-more-info)"},
+    "lang": enum(LANGS, "the template's language: English when none in the one asked"),
+    "template_path": {**STRING, "description": "templates/tones/<folder>/<intent>.<lang>.j2, "
+                                               "or override:<folder>/<intent>.<lang> for a "
+                                               "template an admin edited"},
+    "length": {**COUNT, "description": "as the platform counts (X: links 23, emoji 2)"},
+    "limit": LIMIT,
+    "over": {"type": "boolean", "description": "longer than the limit: sending is refused"},
+})
+TEMPLATE_CATALOG = record("What a reply composer can offer", {
+    "intents": {"type": "array", "items": STRING,
+                "description": "the five built-in intents, then any added as files"},
+    "aliases": {"type": "object", "additionalProperties": STRING,
+                "description": "older intent names and the intent they mean"},
+    "languages": {"type": "array", "items": enum(LANGS)},
+    "limits": {"type": "object", "additionalProperties": LIMIT,
+               "description": "channel (or source kind) → reply length limit"},
+})
+
+BRAND_SHARE = record("One brand's mentions, share and sentiment in one part of the report", {
+    "brand": {**STRING, "description": "ours, or a competitor's name"},
+    "mentions": COUNT,
+    "share": nullable({"type": "number", "minimum": 0, "maximum": 100,
+                       "description": "percent of this part's mentions (all brands); null "
+                                      "when it has none"}),
+    "sentiment": record("The brand's mentions by sentiment", {
+        "negative": COUNT,
+        "neutral": COUNT,
+        "positive": COUNT,
+        "mean": nullable({"type": "number", "minimum": -1, "maximum": 1,
+                          "description": "mean sentiment, -1 (angry) to 1 (pleased)"}),
+    }),
+})
+SOV_BRANDS: Schema = {"type": "array", "items": ref("BrandShare"),
+                      "description": "every brand, in the order of `brands`"}
+SOV_CHANNEL = record("One channel's mentions", {
+    "channel": STRING,
+    "mentions": {**COUNT, "description": "all brands together"},
+    "brands": SOV_BRANDS,
+})
+SOV_DAY = record("One local day's mentions", {
+    "date": {**STRING, "format": "date"},
+    "mentions": {**COUNT, "description": "all brands together"},
+    "brands": SOV_BRANDS,
+    "channels": {"type": "array", "items": ref("ShareOfVoiceChannel"),
+                 "description": "the channels with mentions that day, by name"},
+})
+SHARE_OF_VOICE = record("Share of voice per brand, channel and local day", {
+    "from": {**STRING, "format": "date"},
+    "to": {**STRING, "format": "date"},
+    "timezone": {**STRING, "description": "the local days' time zone (timezone)"},
+    "brands": {"type": "array", "items": STRING,
+               "description": "ours first, then the competitors in config order, then any "
+                              "no longer configured that had mentions in the range"},
+    "total": record("The whole range", {"mentions": COUNT, "brands": SOV_BRANDS}),
+    "channels": {"type": "array", "items": ref("ShareOfVoiceChannel"),
+                 "description": "the channels with mentions in the range, by name"},
+    "days": {"type": "array", "items": ref("ShareOfVoiceDay"),
+             "description": "every day of the range, in order"},
+})
+
 PUSH_RESULT = record("The whole body was stored in one transaction", {
     "accepted": {**COUNT, "description": "objects in the body"},
     "stored": {**COUNT, "description": "new mentions"},
@@ -380,6 +459,11 @@ RESPOND_BODY = record("Mark responded: the customer was answered outside Listene
     "note": nullable(STRING),
     "by": BY,
 }, optional=("note", "by"))
+IGNORE_BODY = record("Ignore: the mention needs no answer (spam, a bot, a duplicate)", {
+    "reason": {**STRING, "minLength": 1, "maxLength": 1000, "pattern": "\\S",
+               "description": "why; shown in the mention's history"},
+    "by": BY,
+}, optional=("by",))
 REPLY_BODY = record(
     "Give `text`, or a `template` to draft from in the channel's tone and the customer's "
     "language (text wins when both are given)",
@@ -418,6 +502,44 @@ NOTE_BODY = record("A note or an offer for the customer's timeline", {
     "text": {**STRING, "minLength": 1, "maxLength": 10000},
     "author": nullable({**STRING, "maxLength": 100}),
 }, optional=("kind", "author"))
+CONTACT_BODY = record("One call-centre call of the customer", {
+    "phone": {**STRING, "maxLength": 40,
+              "description": "the caller's number in any format (read in "
+                             "customers.default_region without +country); becomes the "
+                             "customer's unless another customer holds it (409). Required "
+                             "when the outcome promises a callback"},
+    "started_at": {**STRING, "description": "ISO 8601; without an offset, in the configured "
+                                            "time zone; default now"},
+    "call_id": {**STRING, "maxLength": 190,
+                "description": "the call centre's id; without it, phone and time identify "
+                               "the call"},
+    "duration": {"type": ["integer", "string"],
+                 "description": "seconds, or 4:32, or 4m32s"},
+    "agent": nullable({**STRING, "maxLength": 100}),
+    "topic": nullable({**STRING, "maxLength": 200}),
+    "summary": nullable({**STRING, "maxLength": 10000}),
+    "outcome": nullable({**STRING, "maxLength": 100,
+                         "description": "callback, callback_promised, geri arama … promise "
+                                        "a callback: an open mention on channel phone"}),
+    "name": nullable({**STRING, "maxLength": 200, "description": "the caller's name"}),
+    "by": API_BY,
+}, optional=("phone", "started_at", "call_id", "duration", "agent", "topic", "summary",
+             "outcome", "name", "by"))
+CONTACT = record("A call-centre call on the customer's timeline", {
+    "id": INTEGER,
+    "customer_id": INTEGER,
+    "call_id": {**STRING, "description": "the call id given, or sha256:… of phone and time"},
+    "phone": nullable({**STRING, "description": "E.164"}),
+    "started_at": TIME,
+    "duration_seconds": nullable(COUNT),
+    "agent": nullable(STRING),
+    "topic": nullable(STRING),
+    "summary": STRING,
+    "outcome": nullable(STRING),
+    "callback_mention_id": nullable({**INTEGER, "description": "the open mention tracking "
+                                                               "the promised callback"}),
+    "recorded_at": TIME,
+})
 PUSH_BODY: Schema = {
     "description": "One mention, or a non-empty list of them; one bad object rejects all",
     "oneOf": [ref("MentionIn"),
@@ -441,11 +563,13 @@ COMPONENTS: dict[str, Schema] = {
     "CustomerLink": CUSTOMER_LINK,
     "CustomerChange": CUSTOMER_CHANGE,
     "CustomerNote": NOTE,
+    "CustomerContact": CONTACT,
     "IdentityRequest": IDENTITY_BODY,
     "MergeRequest": MERGE_BODY,
     "SplitRequest": SPLIT_BODY,
     "UndoRequest": UNDO_BODY,
     "NoteRequest": NOTE_BODY,
+    "ContactRequest": CONTACT_BODY,
     "Agent": AGENT,
     "AgentList": AGENT_LIST,
     "StateCounts": STATE_COUNTS,
@@ -458,11 +582,18 @@ COMPONENTS: dict[str, Schema] = {
     "AlertList": ALERT_LIST,
     "ReplyDraft": REPLY_DRAFT,
     "ReplySent": REPLY_SENT,
+    "Draft": DRAFT,
+    "TemplateCatalog": TEMPLATE_CATALOG,
     "PushResult": PUSH_RESULT,
+    "BrandShare": BRAND_SHARE,
+    "ShareOfVoiceChannel": SOV_CHANNEL,
+    "ShareOfVoiceDay": SOV_DAY,
+    "ShareOfVoice": SHARE_OF_VOICE,
     "MentionIn": MENTION_IN,
     "AuthorIn": AUTHOR_IN,
     "AssignRequest": ASSIGN_BODY,
     "RespondRequest": RESPOND_BODY,
+    "IgnoreRequest": IGNORE_BODY,
     "AgentStatusRequest": AGENT_STATUS_BODY,
     "ReplyRequest": REPLY_BODY,
     "PushRequest": PUSH_BODY,

@@ -70,6 +70,7 @@ def mention_json(mention: Mention, author: Author | None, now: datetime) -> dict
         "assignee": mention.assignee,
         "thread": mention.thread,
         "follow_up_of": mention.follow_up_of,
+        "brand": mention.brand,
         "response": {"external_id": mention.response_external_id, "url": mention.response_url}
         if mention.response_external_id or mention.response_url else None,
         "sla": sla_json(mention, now),
@@ -134,7 +135,7 @@ def link_json(link: CustomerLink) -> dict[str, Any]:
         "at": iso(link.at),
         "undone_at": iso(link.undone_at),
         "moved": {key: value for key, value in (link.undo or {}).items()
-                  if key in ("identities", "authors", "mentions", "notes")},
+                  if key in ("identities", "authors", "mentions", "notes", "contacts")},
     }
 
 

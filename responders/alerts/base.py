@@ -20,8 +20,8 @@ from pydantic import Field, SecretStr, ValidationInfo, model_validator
 
 from listener.config_fields import Duration, Section
 
-ALERT_KINDS = ("at_risk", "breached", "escalated", "spike")
-AlertKind = Literal["at_risk", "breached", "escalated", "spike"]
+ALERT_KINDS = ("at_risk", "breached", "escalated", "spike", "competitor_spike")
+AlertKind = Literal["at_risk", "breached", "escalated", "spike", "competitor_spike"]
 
 
 class SinkConfig(Section):

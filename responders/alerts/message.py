@@ -29,7 +29,9 @@ KIND_LABELS = {
     "breached": "SLA breached",
     "escalated": "SLA escalated",
     "spike": "Mention spike",
+    "competitor_spike": "Competitor spike",
 }
+SPIKES = ("spike", "competitor_spike")  # about many mentions, not one
 # Characters that may stay in a link target; anything else is percent-encoded, so a
 # hostile URL cannot close the link (`>`, `|`, `)`) or break out of it (spaces, quotes).
 URL_SAFE = re.compile(r"[^A-Za-z0-9\-._~:/?#\[\]@!$&*+,;=%]")
@@ -118,7 +120,7 @@ def link(mention: dict[str, Any], m: Markup) -> str:
 def single(alert: Alert, now: datetime, m: Markup,
            assignee: Callable[[dict[str, Any]], str]) -> str:
     """The message for one alert, several lines."""
-    if alert.kind == "spike":
+    if alert.kind in SPIKES:
         return spike(alert, m)
     mention = mention_of(alert)
     lines = [
@@ -138,8 +140,12 @@ def single(alert: Alert, now: datetime, m: Markup,
 
 
 def spike(alert: Alert, m: Markup) -> str:
+    """Ours, or a competitor's (`brand` in the payload)."""
     p = alert.payload
-    head = (f"{m.bold(m.escape(kind_label('spike')))}: {m.escape(str(p.get('count', '?')))} "
+    label = kind_label(alert.kind if alert.kind in SPIKES else "spike")
+    if p.get("brand"):
+        label += f" · {cut(p['brand'], 50)}"
+    head = (f"{m.bold(m.escape(label))}: {m.escape(str(p.get('count', '?')))} "
             f"mentions in {m.escape(cut(p.get('window'), 20))} "
             f"(usually {m.escape(str(p.get('baseline', '?')))})")
     examples = p.get("examples") if isinstance(p.get("examples"), list) else []
@@ -155,7 +161,7 @@ def spike(alert: Alert, m: Markup) -> str:
 def brief(alert: Alert, now: datetime, m: Markup,
           assignee: Callable[[dict[str, Any]], str]) -> str:
     """One alert as one line of a grouped message."""
-    if alert.kind == "spike":
+    if alert.kind in SPIKES:
         return "• " + spike(alert, m).split("\n", 1)[0]
     mention = mention_of(alert)
     return (f"• {m.escape(kind_label(alert.kind))} · {m.escape(cut(mention.get('channel'), 30))}"
@@ -175,8 +181,10 @@ def title(alerts: Sequence[Alert], now: datetime) -> str:
     if len(alerts) > 1:
         return f"{len(alerts)} SLA alerts ({counts(alerts)})"
     [alert] = alerts
-    if alert.kind == "spike":
-        return f"{kind_label('spike')}: {alert.payload.get('count', '?')} mentions"
+    if alert.kind in SPIKES:
+        brand = alert.payload.get("brand")
+        label = kind_label(alert.kind) + (f" · {cut(brand, 50)}" if brand else "")
+        return f"{label}: {alert.payload.get('count', '?')} mentions"
     mention = mention_of(alert)
     return (f"{kind_label(alert.kind)}: {cut(mention.get('channel'), 30)} mention by "
             f"{author(mention)}, {due(mention, now)}")

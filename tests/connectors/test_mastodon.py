@@ -222,7 +222,7 @@ async def test_hashtag_statuses_become_mentions_as_clean_text(upstream: FakeMast
     mastodon = connect()
     batch = await mastodon.fetch(None, NOW)
 
-    jane, ali = batch.items  # the third status is a boost: not a new mention
+    jane, ali, boost = batch.items
     assert jane.external_id == "113520000000000300"
     assert jane.text == ("Hey @acme my parcel & refund are both lost: "
                          "https://track.example/orders/12345/status #acme\n\nIs anyone there?")
@@ -234,6 +234,11 @@ async def test_hashtag_statuses_become_mentions_as_clean_text(upstream: FakeMast
     assert jane.in_reply_to is None and jane.thread is None
     assert ali.text == "CW: kargo\n\nSiparişim hâlâ gelmedi, üç gündür bekliyorum #acme"
     assert ali.created_at == datetime(2026, 11, 23, 6, 15, 30, 500000, tzinfo=UTC)
+    assert not jane.repost and not ali.repost
+    # a boost: someone sharing an old post, flagged for the pipeline to keep as noise
+    assert (boost.external_id, boost.author.handle, boost.repost) == (
+        "113520000000000100", "fan", True)
+    assert boost.text == "Old news #acme"
     assert batch.rejected == [] and batch.not_before is None
     assert json.loads(batch.cursor) == {"tag": "113520000000000300"}
     [call] = upstream.requests
@@ -399,8 +404,8 @@ async def test_mentions_of_the_brand_account_are_read_with_the_token(
     second = await mastodon.fetch(first.cursor, NOW)
 
     by_id = {i.external_id: i for i in first.items}
-    assert sorted(by_id) == ["113520000000000200", "113520000000000300",
-                             "113520000000000400"]  # Jane's status came both ways: kept once
+    assert sorted(by_id) == ["113520000000000100", "113520000000000200",
+                             "113520000000000300", "113520000000000400"]  # Jane's: once
     dm = by_id["113520000000000400"]
     assert dm.text == "@acme faturamı özelden yazıyorum: iki kez çekildi"
     assert (dm.author.handle, dm.author.name) == ("mehmet", "Mehmet Yılmaz")
@@ -420,8 +425,9 @@ async def test_the_token_owners_own_replies_come_back_as_the_brands(
     first = await mastodon.fetch(None, NOW)
 
     by_id = {i.external_id: i for i in first.items}
-    assert sorted(by_id) == ["113520000000000200", "113520000000000300",
-                             "113520000000000600"]  # not the plain post nor the self-thread
+    assert sorted(by_id) == ["113520000000000100", "113520000000000200",
+                             "113520000000000300", "113520000000000600"]
+    # ...not the brand's plain post nor its self-thread
     reply = by_id["113520000000000600"]
     assert reply.by_brand and reply.in_reply_to == "113520000000000200"
     assert reply.text == "@ali Merhaba Ali, siparişinize bakıyoruz & size yazacağız."
@@ -591,6 +597,27 @@ async def test_end_to_end_statuses_are_stored_and_a_brand_reply_stops_the_clock(
     assert "created_at" in rejected[0].reason
     assert any(e.kind == "responded" and e.data.get("native") for e in events)
     assert upstream.calls("tag")[-1]["query"]["min_id"] == str(BASE_ID + 2)
+    await services.store.close()
+    await services.coordinator.close()
+
+
+async def test_end_to_end_a_boost_is_stored_as_noise_never_queued(
+        db_url: str, clock: Any, enricher: Any, upstream: FakeMastodon, server: Any) -> None:
+    original = status(1, "Kargom 5 gündür gelmedi, rezalet #acme", minute=30)
+    boost = status(2, "", minute=40, acct="fan", reblog=copy.deepcopy(original))
+    upstream.statuses = [boost, original]
+    services = build_services(make_config(db_url, sources=[source(server)]), clock=clock,
+                              enricher=enricher)
+    await prepare_database(services, migrate=True)
+    assert await services.coordinator.poll("fedi") == "ok"
+    async with services.store.read() as session:
+        rows = {m.external_id: m for m in await session.scalars(select(Mention))}
+        [why] = await session.scalars(select(MentionEvent.data).where(
+            MentionEvent.mention_id == rows[str(BASE_ID + 2)].id))
+    shared, said = rows[str(BASE_ID + 2)], rows[str(BASE_ID + 1)]
+    assert (shared.status, shared.deadline_at, shared.assignee) == ("ignored", None, None)
+    assert why["reason"] == "noise: repost" and "rezalet" in shared.text
+    assert said.status in ("new", "assigned") and said.deadline_at is not None
     await services.store.close()
     await services.coordinator.close()
 

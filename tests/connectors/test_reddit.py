@@ -731,3 +731,38 @@ async def test_a_comment_the_brand_posts_on_reddit_itself_stops_the_clock(
             MentionEvent.mention_id == answer.id)))
     assert [(e.kind, e.data["reason"]) for e in events] == [("ingested", "brand account")]
     await stop(services)
+
+
+def with_crosspost(listing: dict[str, Any]) -> dict[str, Any]:
+    """The subreddit's new posts plus a crosspost of the customer's post elsewhere."""
+    newer = copy.deepcopy(listing)
+    shared = copy.deepcopy(newer["data"]["children"][0])
+    shared["data"].update(name="t3_1p4ab11", id="1p4ab11", author="reposter",
+                          subreddit="acme", crosspost_parent="t3_1p4ab10",
+                          crosspost_parent_list=[copy.deepcopy(shared["data"])],
+                          permalink="/r/acme/comments/1p4ab11/siparisim_nerede/",
+                          created_utc=at(6, 57).timestamp())
+    newer["data"]["children"].insert(0, shared)
+    return newer
+
+
+async def test_a_crosspost_is_flagged_and_stored_as_noise(
+        db_url: str, clock: Any, enricher: Any, fake: FakeReddit, server: Any,
+        connect: Any) -> None:
+    fake.pages["/r/acme/new"] = {None: with_crosspost(fixture("subreddit_new.json"))}
+    batch = await connect(subreddits=["acme"]).fetch(None, at(7, 0))
+    flags = {item.external_id: item.repost for item in batch.items}
+    assert flags == {"t3_1p4ab11": True, "t3_1p4ab10": False}
+
+    services = await start(db_url, clock, enricher, server)
+    assert await services.coordinator.poll("reddit-acme") == "ok"
+    rows = await stored(services)
+    crosspost, original = rows["t3_1p4ab11"], rows["t3_1p4ab10"]
+    assert (crosspost.status, crosspost.deadline_at, crosspost.assignee) == (
+        "ignored", None, None)
+    async with services.store.read() as session:
+        why = await session.scalar(select(MentionEvent.data).where(
+            MentionEvent.mention_id == crosspost.id, MentionEvent.kind == "ingested"))
+    assert why["reason"] == "noise: repost"
+    assert original.status in ("new", "assigned") and original.deadline_at is not None
+    await stop(services)

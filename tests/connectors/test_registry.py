@@ -25,8 +25,8 @@ class FeedOfFeedsConnector:
 
 
 def test_every_registered_kind_is_a_valid_source_kind_with_its_own_keys() -> None:
-    assert set(CONNECTORS) == {"twitter", "reddit", "mastodon", "discourse", "rss", "html",
-                               "webhook", "replay"}
+    assert set(CONNECTORS) == {"twitter", "reddit", "mastodon", "discourse", "imap", "rss",
+                               "html", "webhook", "replay"}
     config = parse_config({"sources": [
         {"id": "news", "kind": "rss", "url": "https://example.com/feed.xml"},
         {"id": "masto", "kind": "mastodon", "hashtag": "acme", "channel": "fediverse"},

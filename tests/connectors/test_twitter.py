@@ -35,7 +35,7 @@ from connectors.base import (
 )
 from connectors.twitter import TwitterConnector, TwitterSource
 from listener.app import build_services, init_app, prepare_database
-from listener.models import Author, Mention, RejectedItem
+from listener.models import Author, Mention, MentionEvent, RejectedItem
 from tests.conftest import MONDAY_10, make_config
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "twitter"
@@ -684,3 +684,59 @@ def test_a_long_post_keeps_its_whole_text() -> None:
              "created_at": "2026-11-23T06:50:12.000Z", "note_tweet": {"text": whole}}
     item = tweet_item(tweet, {"7": {"username": "deniz_k", "name": "Deniz"}}, "twitter")
     assert item.text == whole
+
+
+def shared_posts() -> dict[str, Any]:
+    """A retweet, a quote and a plain post, as X sends them to a query without
+    `-is:retweet`; built from the recorded page's users."""
+    users = fixture("newer")["includes"]["users"]
+    made = [
+        (301, "RT @deniz_k: @acme siparişim 3 gündür kargoda, rezalet",
+         [{"type": "retweeted", "id": post(105)}]),
+        (302, "Aynısı bende de oldu @acme", [{"type": "quoted", "id": post(105)}]),
+        (303, "@acme iadem ne zaman yatacak?", None),
+    ]
+    data = []
+    for n, text, references in made:
+        tweet = {"id": post(n), "text": text, "author_id": "3004", "lang": "tr",
+                 "created_at": f"2026-11-23T06:4{n % 10}:00.000Z",
+                 "conversation_id": post(n)}
+        if references:
+            tweet["referenced_tweets"] = references
+        data.append(tweet)
+    return {"data": data, "includes": {"users": users},
+            "meta": {"newest_id": post(303), "oldest_id": post(301), "result_count": 3}}
+
+
+async def test_a_retweet_is_stored_as_noise_and_a_quote_is_a_mention(
+        db_url: str, clock: Any, enricher: Any, fake: FakeX) -> None:
+    fake.answer(Answer.of(200, shared_posts()))
+    config = make_config(db_url, sources=[source(fake, query="@acme")])
+    services = build_services(config, clock=clock, enricher=enricher)
+    await prepare_database(services, migrate=True)
+    assert await services.coordinator.poll("x-brand") == "ok"
+    stored = await rows(services)
+    retweet, quote, plain = (stored[post(n)] for n in (301, 302, 303))
+    assert (retweet.status, retweet.deadline_at, retweet.assignee) == ("ignored", None, None)
+    async with services.store.read() as session:
+        why = await session.scalar(select(MentionEvent.data).where(
+            MentionEvent.mention_id == retweet.id, MentionEvent.kind == "ingested"))
+    assert why["reason"] == "noise: repost"
+    for queued in (quote, plain):  # a quote is the author's own words
+        assert queued.status in ("new", "assigned") and queued.deadline_at is not None
+    await services.store.close()
+    await services.coordinator.close()
+
+
+def test_only_retweeted_references_make_a_repost() -> None:
+    from connectors.twitter import tweet_item
+
+    users = {"7": {"username": "deniz_k", "name": "Deniz"}}
+    base = {"id": post(1), "text": "x", "author_id": "7",
+            "created_at": "2026-11-23T06:50:12.000Z"}
+    for references, expected in (([{"type": "retweeted", "id": post(2)}], True),
+                                 ([{"type": "quoted", "id": post(2)}], False),
+                                 ([{"type": "replied_to", "id": post(2)}], False),
+                                 ("garbage", False), (None, False)):
+        item = tweet_item({**base, "referenced_tweets": references}, users, "twitter")
+        assert item.repost is expected, references

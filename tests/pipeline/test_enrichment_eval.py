@@ -3,9 +3,14 @@
 The set (tests/fixtures/enrichment/eval.jsonl) is hand-written: complaints, praise,
 questions, sarcasm, negation, mixed Turkish/English and emoji. A mention counts as
 negative at <= -0.3 and positive at >= 0.3, the same cut the queue's priority uses.
-The lexicon's rules were tuned on eval.jsonl, so its figures flatter it; heldout.jsonl
-was written after the tuning and never tuned on: its figures are the honest ones (keep
-it that way: fix a miss there only by adding the mention to eval.jsonl first).
+The lexicon's rules were tuned on eval.jsonl, so its figures flatter it. heldout.jsonl
+was written after the first tuning; its misses (idioms like "rip-off", "bloke etti",
+"hung up on me") then steered a second round, done by writing new mentions of the same
+kinds into eval.jsonl and fixing word families and rules, never by listing held-out
+sentences. Still, it has been looked at, so its figures flatter too. fresh.jsonl was
+written before that second round and never looked at miss by miss: its figures are the
+honest ones (keep it that way: fix a miss there only by adding a mention of its kind to
+eval.jsonl first, and write a new untouched set when it has been used).
 The thresholds are what the current lexicon reaches, rounded down a little: a change
 that makes the care team's "is this an angry customer?" worse fails here.
 Run with `-s` to see the figures and the confusion matrix.
@@ -25,8 +30,9 @@ FIXTURES = Path(__file__).parent.parent / "fixtures" / "enrichment"
 LABELS = ("negative", "neutral", "positive")
 # set: (language accuracy, sentiment sign accuracy, negative recall), all "at least"
 THRESHOLDS = {
-    "eval": (0.98, 0.98, 0.98),  # measured 336/341, 338/341, 168/170
-    "heldout": (0.98, 0.75, 0.65),  # measured 90/90, 69/90, 29/43
+    "eval": (0.98, 0.98, 0.98),  # measured 372/377, 374/377, 188/190
+    "heldout": (0.98, 0.97, 0.97),  # measured 90/90, 90/90, 43/43 (69/90, 29/43 before)
+    "fresh": (0.98, 0.82, 0.65),  # measured 90/90, 75/90, 29/43 (72/90, 26/43 before)
 }
 
 
@@ -67,10 +73,11 @@ def report(results: list[tuple[dict, str | None, str]]) -> str:
 
 
 def test_the_sets_are_big_varied_and_apart() -> None:
-    rows, heldout = load("eval"), load("heldout")
-    assert len(rows) >= 300 and len(heldout) >= 80
-    assert len({row["text"] for row in rows}) == len(rows)
-    assert not {row["text"] for row in rows} & {row["text"] for row in heldout}
+    rows, heldout, fresh = load("eval"), load("heldout"), load("fresh")
+    assert len(rows) >= 300 and len(heldout) >= 80 and len(fresh) >= 80
+    texts = [{row["text"] for row in found} for found in (rows, heldout, fresh)]
+    assert [len(t) for t in texts] == [len(rows), len(heldout), len(fresh)]
+    assert not texts[0] & texts[1] and not texts[0] & texts[2] and not texts[1] & texts[2]
     counts = Counter((row["lang"], row["sentiment"]) for row in rows)
     assert set(counts) == {(lang, label) for lang in ("tr", "en") for label in LABELS}
     assert min(counts.values()) >= 30

@@ -1,4 +1,4 @@
-"""Noise: retweets, blocklisted words and repeated posts are kept but never queued."""
+"""Noise: reposts, blocklisted words and repeated posts are kept but never queued."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def raw(n: int, text: str = "Kargom nerede? Hâlâ gelmedi!", at: datetime = T0,
     raw(3, "Boosted from someone else", repost=True),
 ])
 def test_retweets_and_boosts_are_noise(item: RawItem) -> None:
-    assert NoiseFilter().reason(item, 1, RepeatLog()) == "noise: retweet"
+    assert NoiseFilter().reason(item, 1, RepeatLog()) == "noise: repost"
 
 
 def test_a_text_mentioning_rt_is_not_a_retweet() -> None:
@@ -147,8 +147,8 @@ async def test_each_noise_reason_is_stored_ignored_without_a_deadline(
               raw(7, "Siparişim nerede?", now - timedelta(minutes=1), handle="deniz")]
     stored = await poll_all(db_url, clock, enricher, [first, second])
     assert {key: (m.status != "ignored", reason) for key, (m, reason) in stored.items()} == {
-        "1": (False, "noise: retweet"),
-        "2": (False, "noise: retweet"),
+        "1": (False, "noise: repost"),
+        "2": (False, "noise: repost"),
         "3": (False, "noise: blocklist 'bedava takipçi'"),
         "4": (True, None),
         "5": (True, None),

@@ -19,12 +19,14 @@ from listener.web.openapi import document
 from tests.conftest import MONDAY_10, make_config
 from tests.web.test_alerts import ALERTS, add_alerts
 from tests.web.test_api import AUTH, SECRET, mention, push
+from tests.web.test_share_of_voice_api import share_of_voice_calls
 
 OPENAPI = "/api/v1/openapi.json"
 MENTIONS = "/api/v1/mentions"
 MENTION = "/api/v1/mentions/{id}"
 ASSIGN = "/api/v1/mentions/{id}/assign"
 RESPOND = "/api/v1/mentions/{id}/respond"
+IGNORE = "/api/v1/mentions/{id}/ignore"
 REPLY = "/api/v1/mentions/{id}/reply"
 CUSTOMER = "/api/v1/customers/{id}"
 AGENT_STATUS = "/api/v1/agents/{agent_id}/status"
@@ -212,9 +214,12 @@ async def test_every_answer_is_one_the_document_declares(aiohttp_client: Any, se
     await mention_detail(api, ids)
     await assign_and_respond(api, ids)
     await reply(api, ids, platform)
+    await drafts(api, ids)
     await directory(api, ids)
     await customers(api, ids)
+    await ignoring(api, ids)
     await alert_log(api, services, ids)
+    await share_of_voice_calls(api)
     await every_secured_operation_needs_a_token(api)
     wrong_method = await client.delete(MENTIONS, headers=AUTH)
     await api.expect(wrong_method, "get", MENTIONS, 405, documented=False)
@@ -302,11 +307,22 @@ async def assign_and_respond(api: Contract, ids: dict[str, int]) -> None:
     await api.call("post", RESPOND, 422, json_body={"note": 5}, body_valid=False,
                    id=ids["w-2"])
     await api.call("post", RESPOND, 404, json_body={}, id=999999)
-    for path in (ASSIGN, RESPOND, REPLY):
+    for path in (ASSIGN, RESPOND, IGNORE, REPLY):
         await api.call("post", path, 400, data=b"{not json",
                        headers={**AUTH, "Content-Type": "application/json"}, id=web_1)
         await api.call("post", path, 413, data=TOO_LARGE,
                        headers={**AUTH, "Content-Type": "application/json"}, id=web_1)
+
+
+async def ignoring(api: Contract, ids: dict[str, int]) -> None:
+    ignored = await api.call("post", IGNORE, 200, id=ids["t-1"],
+                             json_body={"reason": "bot account", "by": "ayse"})
+    assert ignored["status"] == "ignored"
+    again = await api.call("post", IGNORE, 409, json_body={"reason": "spam"}, id=ids["t-1"])
+    assert again["error"]["code"] == "conflict"
+    for body, valid in (({}, False), ({"reason": "   "}, False), ({"reason": 5}, False)):
+        await api.call("post", IGNORE, 422, json_body=body, body_valid=valid, id=ids["w-2"])
+    await api.call("post", IGNORE, 404, json_body={"reason": "spam"}, id=999999)
 
 
 async def reply(api: Contract, ids: dict[str, int], platform: MastodonDouble) -> None:
@@ -340,6 +356,26 @@ async def reply(api: Contract, ids: dict[str, int], platform: MastodonDouble) ->
     assert sent["mention"]["response"]["external_id"] == "110"
     detail = await api.call("get", MENTION, 200, id=toot)
     assert detail["events"][-1]["kind"] == "replied"
+
+
+DRAFT = "/api/v1/mentions/{id}/draft"
+
+
+async def drafts(api: Contract, ids: dict[str, int]) -> None:
+    catalog = await api.call("get", "/api/v1/templates", 200)
+    assert "need-more-info" in catalog["intents"] and catalog["limits"]["twitter"] == 280
+    draft = await api.call("get", DRAFT, 200, params={"intent": "apology", "lang": "tr"},
+                           id=ids["t-1"])
+    assert draft["limit"] == 280 and draft["text"].startswith("@jane")
+    for params in ({}, {"intent": "apology", "lang": "de"}):
+        assert (await api.call("get", DRAFT, 400, params=params, id=ids["t-1"])
+                )["error"]["code"] == "bad_request"
+    unknown = await api.call("get", DRAFT, 400, params={"intent": "nope"}, id=ids["t-1"])
+    assert unknown["error"]["code"] == "unknown_template"
+    await api.call("get", DRAFT, 404, params={"intent": "apology"}, id=999999)
+    too_long = await api.call("post", REPLY, 422, json_body={"text": "a" * 501, "send": True},
+                              id=ids["109"])
+    assert too_long["error"]["code"] == "too_long"
 
 
 async def directory(api: Contract, ids: dict[str, int]) -> None:
@@ -382,6 +418,7 @@ MERGE = "/api/v1/customers/{id}/merge"
 SPLIT = "/api/v1/customers/{id}/split"
 UNDO = "/api/v1/customer-links/{id}/undo"
 NOTES = "/api/v1/customers/{id}/notes"
+CONTACTS = "/api/v1/customers/{id}/contacts"
 
 
 async def customers(api: Contract, ids: dict[str, int]) -> None:
@@ -411,6 +448,7 @@ async def customers(api: Contract, ids: dict[str, int]) -> None:
     assert note["kind"] == "offer"
     await api.call("post", NOTES, 404, id=999999, json_body={"text": "hi"})
     await api.call("post", NOTES, 422, id=jane, json_body={"text": ""}, body_valid=False)
+    await contacts(api, jane, deniz)
     merged = await api.call("post", MERGE, 200, id=deniz, json_body={"from": jane})
     assert merged["link"]["action"] == "merge"
     timeline = await api.call("get", CUSTOMER, 200, id=deniz, params={"limit": "1"})
@@ -437,11 +475,29 @@ async def customers(api: Contract, ids: dict[str, int]) -> None:
     await api.call("post", UNDO, 200, id=split["link"]["id"])
     await api.call("post", SPLIT, 409, id=split["customer"]["id"],
                    json_body={"identity": only})
-    for path in (IDENTITIES, MERGE, SPLIT, UNDO, NOTES):
+    for path in (IDENTITIES, MERGE, SPLIT, UNDO, NOTES, CONTACTS):
         await api.call("post", path, 400, data=b"{not json", id=jane,
                        headers={**AUTH, "Content-Type": "application/json"})
         await api.call("post", path, 413, data=TOO_LARGE, id=jane,
                        headers={**AUTH, "Content-Type": "application/json"})
+
+
+async def contacts(api: Contract, jane: int, deniz: int) -> None:
+    """A call with a promised callback, the same call again, and each refusal."""
+    call = {"call_id": "C-1", "phone": "0532 123 45 67", "name": "Jane", "duration": 95,
+            "started_at": "2026-11-23T09:40:00+03:00", "agent": "ayse", "topic": "delivery",
+            "summary": "Parcel late", "outcome": "callback_promised", "by": "lead"}
+    recorded = await api.call("post", CONTACTS, 201, id=jane, json_body=call)
+    assert recorded["callback_mention_id"] is not None
+    assert (await api.call("post", CONTACTS, 200, id=jane, json_body=call))["id"] == \
+        recorded["id"]
+    customer = await api.call("get", CUSTOMER, 200, id=jane)
+    assert "call" in [item["type"] for item in customer["timeline"]]
+    await api.call("post", CONTACTS, 409, id=deniz, json_body={"phone": "+905321234567"})
+    await api.call("post", CONTACTS, 404, id=999999, json_body={"summary": "hi"})
+    await api.call("post", CONTACTS, 422, id=jane, json_body={"phone": "call me"},
+                   body_valid=True)
+    await api.call("post", CONTACTS, 422, id=jane, json_body={"agent": 5}, body_valid=False)
 
 
 async def alert_log(api: Contract, services: Any, ids: dict[str, int]) -> None:
