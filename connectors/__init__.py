@@ -6,15 +6,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from connectors.app_store import AppStoreConnector
 from connectors.discourse import DiscourseConnector
+from connectors.facebook import FacebookConnector
+from connectors.google_play import GooglePlayConnector
 from connectors.html import HtmlConnector
 from connectors.imap import ImapConnector
+from connectors.instagram import InstagramConnector
 from connectors.mastodon import MastodonConnector
 from connectors.reddit import RedditConnector
 from connectors.replay import ReplayConnector
 from connectors.rss import RssConnector
 from connectors.twitter import TwitterConnector
 from connectors.webhook import WebhookConnector
+from connectors.youtube import YoutubeConnector
 from listener.kinds import kind_registry
 
 BUILT_IN: tuple[type[Any], ...] = (
@@ -27,6 +32,11 @@ BUILT_IN: tuple[type[Any], ...] = (
     HtmlConnector,
     WebhookConnector,
     ReplayConnector,
+    YoutubeConnector,
+    InstagramConnector,
+    FacebookConnector,
+    GooglePlayConnector,
+    AppStoreConnector,
 )
 
 

@@ -84,7 +84,8 @@ class RawItem:
     mention's `ingested` event (e.g. "no date upstream: fetch time used"). `by_brand`
     marks a post the connector knows is the brand's own (read from the brand account's
     timeline), whatever `brand_accounts` says. `repost` marks a retweet, boost or crosspost the
-    platform flags as such: someone else's words, so noise for the queue."""
+    platform flags as such: someone else's words, so noise for the queue. `rating`: an app
+    review's star rating (1-5), which feeds sentiment and priority."""
 
     external_id: str
     text: str
@@ -98,6 +99,7 @@ class RawItem:
     note: str | None = None
     by_brand: bool = False
     repost: bool = False
+    rating: int | None = None  # an app-store review's stars, 1-5
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,22 @@ class RateLimited(SourceError):
     def __init__(self, message: str, retry_after: float):
         super().__init__(message)
         self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Token:
+    """An access token a connector got from an OAuth endpoint, and when it stops working."""
+
+    value: str
+    expires_at: datetime
+
+
+class Malformed(ValueError):
+    """One upstream item cannot be read: it is recorded as rejected, its neighbours kept."""
+
+    def __init__(self, reason: str, external_id: str | None = None):
+        super().__init__(reason)
+        self.external_id = external_id
 
 
 class AuthFailed(SourceError):

@@ -152,6 +152,7 @@ class DiscourseConnector:
     kind: ClassVar[str] = "discourse"
     Config: ClassVar[type[ReplyingSourceConfig]] = DiscourseSource
     polled: ClassVar[bool] = True
+    reply_limit: ClassVar[int | None] = 32_000
 
     def __init__(self, config: DiscourseSource):
         self.config = config

@@ -216,6 +216,7 @@ class ImapConnector:
     kind: ClassVar[str] = "imap"
     Config: ClassVar[type[PolledSourceConfig]] = ImapSource
     polled: ClassVar[bool] = True
+    reply_limit: ClassVar[int | None] = None
 
     def __init__(self, config: ImapSource):
         self.config = config

@@ -258,6 +258,7 @@ class MastodonConnector:
     kind: ClassVar[str] = "mastodon"
     Config: ClassVar[type[ReplyingSourceConfig]] = MastodonSource
     polled: ClassVar[bool] = True
+    reply_limit: ClassVar[int | None] = 500
 
     def __init__(self, config: MastodonSource):
         self.config = config

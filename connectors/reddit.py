@@ -42,6 +42,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from connectors.base import (
     AuthFailed,
     Batch,
+    Malformed,
     RawAuthor,
     RawItem,
     Rejected,
@@ -50,6 +51,7 @@ from connectors.base import (
     ReplyTarget,
     SentReply,
     SourceError,
+    Token,
     secret_value,
 )
 from connectors.http import Http, Response
@@ -233,18 +235,6 @@ class Child:
     item: RawItem | None
 
 
-@dataclass(frozen=True)
-class Token:
-    value: str
-    expires_at: datetime
-
-
-class Malformed(ValueError):
-    def __init__(self, reason: str, external_id: str | None = None):
-        super().__init__(reason)
-        self.external_id = external_id
-
-
 class TokenError(ValueError):
     """The token endpoint answered 200 without a usable token (e.g. invalid_grant)."""
 
@@ -253,6 +243,7 @@ class RedditConnector:
     kind: ClassVar[str] = "reddit"
     Config: ClassVar[type[ReplyingSourceConfig]] = RedditSource
     polled: ClassVar[bool] = True
+    reply_limit: ClassVar[int | None] = 10_000
 
     def __init__(self, config: RedditSource):
         self.config = config

@@ -496,6 +496,7 @@ class TwitterConnector:
     kind: ClassVar[str] = "twitter"
     Config: ClassVar[type[ReplyingSourceConfig]] = TwitterSource
     polled: ClassVar[bool] = True
+    reply_limit: ClassVar[int | None] = 280
 
     def __init__(self, config: TwitterSource):
         self.config = config

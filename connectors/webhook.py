@@ -50,12 +50,21 @@ class MentionIn(BaseModel):
     author: AuthorIn
     lang: str | None = Field(None, max_length=10)
     in_reply_to: str | None = Field(None, max_length=200)
+    rating: int | None = Field(None, ge=1, le=5)  # an app review's stars
     source: str | None = None
 
     @field_validator("id", mode="before")
     @classmethod
     def _id_as_text(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int) else value
+
+    @field_validator("rating", mode="before")
+    @classmethod
+    def _whole_stars(cls, value: Any) -> Any:
+        """`true` or `4.5` are not star counts, though pydantic would take them."""
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError("rating must be a whole number of stars, 1 to 5")
+        return value
 
     @field_validator("created_at")
     @classmethod
@@ -81,6 +90,7 @@ def parse_item(obj: Any, default_channel: str = "web") -> tuple[RawItem, str | N
         url=mention.url,
         lang=mention.lang,
         in_reply_to=mention.in_reply_to,
+        rating=mention.rating,
         author=RawAuthor(author.handle, author.name, author.email, author.followers,
                          author.phone),
     )

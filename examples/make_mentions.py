@@ -28,6 +28,23 @@ END = datetime(2026, 11, 23, 13, 30, tzinfo=IST)
 OUTAGE = datetime(2026, 11, 23, 10, 12, tzinfo=IST)
 
 # fmt: off
+# -------------------------------------------------- Instagram comments, app reviews
+# (hour, minute, channel, stars or 0, name, handle, text); app_review handles starting
+# "play:" are Google Play reviews (no stable user id there), the others App Store nicknames.
+APP_VOICES = (
+    (8, 41, "instagram", 0, "Elif Demir", "elifdemir.34", "@acme siparişim 6 gündür kargoda, DM'den de dönen yok 😡"),
+    (9, 17, "instagram", 0, "Jake Turner", "jaketurner_", "Love the new winter collection! Is the green jacket coming back in size M?"),
+    (10, 19, "instagram", 0, "Selin Aksoy", "selin.aksoy", "Kargo takip sayfası yine açılmıyor, ne zaman düzelecek? @acme"),
+    (11, 52, "instagram", 0, "Burak Çelik", "burakcelik", "@acme iade kodu gelmedi, 2 kere yazdım cevap yok"),
+    (8, 55, "app_review", 1, "Mehmet Yıldız", "play:", "Güncellemeden sonra uygulama açılışta çöküyor. Siparişimi göremiyorum."),
+    (9, 38, "app_review", 2, "Laura Smith", "play:", "Thanks for the nice design, but checkout freezes on the payment step every time."),
+    (10, 44, "app_review", 5, "Zeynep Koç", "play:", "Hızlı ve kullanışlı, teşekkürler Acme!"),
+    (12, 8, "app_review", 4, "Can Öztürk", "play:", "Güzel uygulama ama bildirimler çok sık geliyor."),
+    (9, 5, "app_review", 1, "tomb_reviews", "tomb_reviews", "Cannot log in\n\nThe SMS code never arrives, I have tried for two days."),
+    (10, 31, "app_review", 2, "ayse_k", "ayse_k", "Kupon hatası\n\nKuponu uygula deyince hata veriyor, indirim çalışmıyor."),
+    (11, 26, "app_review", 5, "daily_shopper", "daily_shopper", "Great app\n\nEverything arrives fast and tracking works well."),
+)
+
 # ----------------------------------------------------------------------------- slots
 SLOTS = {
     "tr": {
@@ -649,6 +666,33 @@ class Morning:
         for channel, lang, text in SHORTS:
             self.add(self.when(), channel, text, self.stranger(lang))
 
+    def reviews(self) -> None:
+        """Instagram comments and app-store reviews (with stars), from their own seeded
+        source so adding them left every earlier line as it was."""
+        rng = random.Random(SEED + 11)
+        for hour, minute, channel, stars, name, handle, text in APP_VOICES:
+            at = START.replace(hour=hour, minute=minute, second=rng.randrange(60))
+            row: dict = {"id": "", "text": text, "created_at": at.isoformat(), "url": "",
+                         "channel": channel, "author": {"handle": handle, "name": name},
+                         "source": "demo"}
+            if channel == "instagram":
+                cid = 17850000000000000 + rng.randrange(10**14)
+                row["id"] = f"ig-{cid}"
+                row["url"] = f"https://www.instagram.com/p/C{rng.getrandbits(40):x}/"
+                row["author"]["followers"] = int(rng.lognormvariate(5.5, 1.2))
+            elif handle.startswith("play:"):
+                rid = "gp:AOqpTO" + "".join(rng.choices("ABCDEFGHIJKLMNOPQRSTUVWXYZ", k=12))
+                row["id"], row["author"]["handle"] = rid, f"play:{rid}"
+                row["url"] = ("https://play.google.com/store/apps/details?id=com.acme.app"
+                              f"&reviewId={rid.replace(':', '%3A')}")
+            else:
+                row["id"] = f"as-{rng.randint(10**9, 10**10 - 1)}"
+                row["url"] = "https://apps.apple.com/app/id1234567890?see-all=reviews"
+            if stars:
+                row["rating"] = stars
+            self.rows.append(row)
+            self.texts.add(text)
+
     def write(self) -> int:
         self.regulars()
         self.outage()
@@ -656,6 +700,7 @@ class Morning:
         for kind, count in GENERAL.items():
             for _ in range(count):
                 self.general(kind)
+        self.reviews()
         self.rows.sort(key=lambda row: row["created_at"])
         with OUT.open("w", encoding="utf-8") as fh:
             for row in self.rows:

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Text,
     TypeDecorator,
@@ -207,6 +208,8 @@ class Mention(Base):
     # Counted in share of voice: someone's own words about the brand, not a brand's own
     # post and not noise. Rows older than the column count unless they were ignored.
     counted: Mapped[bool] = mapped_column(default=True, server_default=true())
+    # An app-store review's stars (1-5); NULL for everything that is not a rated review.
+    rating: Mapped[int | None] = mapped_column(SmallInteger)
 
 
 class MentionEvent(Base):

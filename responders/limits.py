@@ -1,8 +1,11 @@
 """How long a reply may be on each channel, counted the way the platform counts it.
 
-The limits are data (`LENGTH_LIMITS`), overridable per channel with
-`replies.length_limits`; None means the channel has no limit worth checking (e-mail,
-web forms). X counts every link as 23 characters (t.co) and characters outside the
+Each connector declares its platform's limit beside its code (`reply_limit`, in
+characters; None: no limit), and `LENGTH_LIMITS` gathers them by kind from the registry.
+The table below only covers channels without a connector of their own (e-mail, web
+forms); `replies.length_limits` overrides any of them per channel or source kind.
+
+X counts every link as 23 characters (t.co) and characters outside the
 Latin, Greek, Cyrillic and punctuation ranges (emoji, CJK) as two; Mastodon counts
 links as 23 and `@user@server` as `@user`. Everywhere else a character is a code
 point. Where the platform's own rule is subtler (emoji sequences on X), the count
@@ -15,21 +18,25 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-LENGTH_LIMITS: Mapping[str, int | None] = {
-    "twitter": 280,
+from connectors import CONNECTORS
+
+# Channels no connector kind is named after: X's other name, mail and web forms.
+CHANNEL_LIMITS: Mapping[str, int | None] = {
     "x": 280,
-    "mastodon": 500,
-    "reddit": 10_000,
-    "discourse": 32_000,
-    "instagram": 2_200,
-    "facebook": 8_000,
-    "youtube": 10_000,
-    "google_play": 350,
-    "app_store": 5_970,
     "email": None,
     "web": None,
 }
+
+
+def connector_limits(registry: Mapping[str, type[Any]]) -> dict[str, int | None]:
+    """kind → `reply_limit` for every connector that declares one."""
+    return {kind: cls.reply_limit for kind, cls in registry.items()
+            if hasattr(cls, "reply_limit")}
+
+
+LENGTH_LIMITS: Mapping[str, int | None] = {**CHANNEL_LIMITS, **connector_limits(CONNECTORS)}
 LINK_LENGTH = 23
 X_CHANNELS = frozenset({"twitter", "x"})
 LINKS_AS_23 = X_CHANNELS | {"mastodon"}

@@ -123,14 +123,37 @@ class Enricher:
         return "normal"
 
     def enrich(
-        self, text: str, followers: int | None = None, hint_lang: str | None = None
+        self, text: str, followers: int | None = None, hint_lang: str | None = None,
+        rating: int | None = None,
     ) -> Enrichment:
         """A source's own language tag (X's "lang") beats guessing from a few words,
-        but only when it is a real two-letter code ("und", "qme" and "zxx" are not)."""
+        but only when it is a real two-letter code ("und", "qme" and "zxx" are not).
+        An app review's star `rating` speaks louder than its words: see `rated`."""
         text = text or ""
         if hint_lang and len(hint_lang) == 2 and hint_lang.isascii() and hint_lang.isalpha():
             lang: str | None = hint_lang.lower()
         else:
             lang = self.detect_language(text)
-        sentiment = self.sentiment(text, lang)
-        return Enrichment(lang, sentiment, self.priority(text, sentiment, followers))
+        sentiment = rated(self.sentiment(text, lang), rating)
+        priority = self.priority(text, sentiment, followers)
+        if rating is not None and rating <= COMPLAINT_STARS:
+            priority = at_least(priority, "high")
+        return Enrichment(lang, sentiment, priority)
+
+
+COMPLAINT_STARS = 2
+
+
+def rated(sentiment: float, rating: int | None) -> float:
+    """One or two stars is a complaint whatever the words say ("thanks, but it crashes"
+    is still a 1-star review other customers read): the sentiment is at most the negative
+    threshold, so the priority is at least high. Five stars with neutral words ("ok",
+    "uygulama") is praise: the positive threshold. Three or four stars, or five with
+    angry words, leave the words to decide."""
+    if rating is None:
+        return sentiment
+    if rating <= COMPLAINT_STARS:
+        return min(sentiment, NEGATIVE)
+    if rating == 5 and NEGATIVE < sentiment < POSITIVE:
+        return POSITIVE
+    return sentiment

@@ -223,7 +223,8 @@ class Pipeline:
               owner: str | None = None) -> tuple[dict[str, Any], Decision | None]:
         """The row to insert and the routing decision: enrich, deadline, route. A follow-up
         after a response gets a new clock under the policy's `next_response` rule."""
-        enrichment = self.enricher.enrich(item.text, item.author.followers, item.lang)
+        enrichment = self.enricher.enrich(item.text, item.author.followers, item.lang,
+                                          rating=item.rating)
         priority = self.routing.priority_for(enrichment.priority, link.segment)
         values: dict[str, Any] = {
             "source": source.id, "channel": item.channel, "external_id": item.external_id,
@@ -234,6 +235,7 @@ class Pipeline:
             "thread": item.thread,
             "assignee": None, "sla_policy": None, "deadline_at": None, "at_risk_at": None,
             "next_alert_at": None, "alerts_fired": 0, "follow_up_of": None,
+            "rating": item.rating,
         }
         # A competitor's mentions are stored, enriched and counted, never queued.
         mine = self.is_brand(item, source)

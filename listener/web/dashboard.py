@@ -129,6 +129,7 @@ def row_view(row: QueueRow, now: datetime, _: Translate) -> dict[str, Any]:
         "reach": author.followers if author else None,
         "segment": row.segment,
         "text": mention.text,
+        "rating": mention.rating,
         "url": url if url.startswith(("http://", "https://")) else None,
         "lang": mention.lang,
         "sentiment": sentiment_word(mention.sentiment),

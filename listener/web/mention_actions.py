@@ -67,7 +67,10 @@ async def send_and_record(request: web.Request, row: Row, text: str,
     mention, author = row
     counted = svc.composer.measure(mention.channel, text, mention.source)
     if counted.over and counted.limit is not None:
-        raise TooLong(counted.length, counted.limit, mention.channel)
+        source = svc.config.source(mention.source)
+        where = mention.channel if source is None or source.kind == mention.channel else \
+            f"{mention.channel} ({source.kind})"
+        raise TooLong(counted.length, counted.limit, where)
     target = ReplyTarget(mention.external_id, author.handle if author else "", mention.url,
                          mention.thread)
     sent = await send_reply(mention.source, svc.config.source(mention.source),

@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from connectors.meta import META_SIGNATURE_HEADER
 from connectors.webhook import SIGNATURE_HEADER
 from listener.models import STATUSES
 from listener.store.alerts import STATES as ALERT_STATES
@@ -26,6 +27,7 @@ routes = web.RouteTableDef()
 ERROR_TEXT = {
     400: "A query parameter or the JSON body cannot be read",
     401: "Missing or refused credentials",
+    403: "The verify token does not match",
     404: "No such mention, customer or source",
     409: "Conflicts with the mention's state",
     413: "Body larger than 8 MiB",
@@ -104,10 +106,22 @@ REPORT_RANGE = (
     query("to", LOCAL_DATE, "last local day, included; default today"),
 )
 SIGNATURE = {
-    "name": SIGNATURE_HEADER, "in": "header", "required": True,
+    "name": SIGNATURE_HEADER, "in": "header", "required": False,
     "schema": {"type": "string", "pattern": "^sha256=[0-9a-f]{64}$"},
-    "description": "sha256=<hex HMAC-SHA256 of the raw body, keyed with the source secret>",
+    "description": ("`webhook` sources: sha256=<hex HMAC-SHA256 of the raw body, keyed with "
+                    "the source secret>"),
 }
+META_SIGNATURE = {
+    "name": META_SIGNATURE_HEADER, "in": "header", "required": False,
+    "schema": {"type": "string", "pattern": "^sha256=[0-9a-f]{64}$"},
+    "description": ("`instagram` and `facebook` sources (sent by Meta): sha256=<hex "
+                    "HMAC-SHA256 of the raw body, keyed with the source's app_secret>"),
+}
+HUB_PARAMETERS = (
+    query("hub.mode", {"type": "string", "enum": ["subscribe"]}, "always subscribe"),
+    query("hub.verify_token", STRING, "must equal the source's verify_token"),
+    query("hub.challenge", STRING, "echoed back as the plain-text body"),
+)
 
 
 @dataclass(frozen=True)
@@ -126,6 +140,7 @@ class Operation:
     bearer: bool = True
     description: str = ""
     repeat_status: int | None = None  # answered, with the same body, to a repeated request
+    media: str = "application/json"  # of the success body
 
 
 OPERATIONS = (
@@ -260,10 +275,20 @@ OPERATIONS = (
               ref("PushResult"),
               {401: ("bad_signature",), 404: ("unknown_source",), 413: ("too_large",),
                422: ("invalid",)},
-              (SIGNATURE,), body="PushRequest", bearer=False,
+              (SIGNATURE, META_SIGNATURE), body="WebhookDelivery", bearer=False,
               description=("202 only after the whole body is committed; a bad signature "
                            "or one bad object stores nothing (422 names the object and "
-                           "field, e.g. [1] author: Field required).")),
+                           "field, e.g. [1] author: Field required). `instagram` and "
+                           "`facebook` sources take Meta's deliveries here, signed in "
+                           "X-Hub-Signature-256.")),
+    Operation("get", "/api/v1/webhooks/{source_id}", "verifyWebhook", "ingest",
+              "Meta's subscription handshake: answers hub.challenge", 200,
+              {"type": "string", "description": "hub.challenge, as text/plain"},
+              {403: ("forbidden",), 404: ("unknown_source",)}, HUB_PARAMETERS, bearer=False,
+              media="text/plain",
+              description=("For `instagram` and `facebook` sources: the challenge is "
+                           "answered only when hub.mode is subscribe and hub.verify_token "
+                           "equals the source's verify_token; 403 otherwise.")),
     Operation("get", "/api/v1/openapi.json", "openapi", "meta", "This document", 200,
               {"type": "object"}, bearer=False),
 )
@@ -276,7 +301,8 @@ def _json(schema: Schema) -> dict[str, Any]:
 def _operation(op: Operation) -> dict[str, Any]:
     errors = {**(UNAUTHORIZED if op.bearer else {}), **op.errors}
     responses: dict[str, Any] = {
-        str(op.status): {"description": op.summary, "content": _json(op.response)}}
+        str(op.status): {"description": op.summary,
+                         "content": {op.media: {"schema": op.response}}}}
     if op.repeat_status is not None:
         responses[str(op.repeat_status)] = {"description": "Done before: the same answer",
                                             "content": _json(op.response)}

@@ -113,6 +113,9 @@ MENTION_PROPERTIES: dict[str, Schema] = {
     "brand": {**STRING, "description": "whose brand it is about: ours, or a competitor's "
                                        "name (competitors[].name); a competitor's mentions "
                                        "are never queued"},
+    "rating": nullable({"type": "integer", "minimum": 1, "maximum": 5,
+                        "description": "an app review's stars (Google Play, App Store); "
+                                       "null for everything else"}),
     "response": nullable(record("The reply Listener posted on the platform", {
         "external_id": nullable(STRING),
         "url": nullable(STRING),
@@ -274,8 +277,9 @@ SOURCE = record(
         "next_poll_at": nullable(TIME),
         "read_budget": nullable(ref("ReadBudget")),
         "brand_replies": ref("BrandReplies"),
+        "graph_usage": ref("GraphUsage"),
     },
-    optional=("brand_replies",),
+    optional=("brand_replies", "graph_usage"),
     additionalProperties=True,
 )
 
@@ -291,6 +295,19 @@ BRAND_REPLIES = record(
     },
     optional=("not_watched", "problem"),
     additionalProperties=True,
+)
+
+GRAPH_USAGE = record(
+    "Meta sources: the usage Meta last reported (percent of its rolling-hour limits); the "
+    "source polls four times less often from 75% and pauses from 95%",
+    {
+        "app_percent": nullable({"type": "number", "description": "X-App-Usage, highest"}),
+        "business_percent": nullable({"type": "number",
+                                      "description": "X-Business-Use-Case-Usage, highest"}),
+        "state": enum(("normal", "slowed", "paused")),
+        "regain_minutes": nullable({"type": "number",
+                                    "description": "Meta's estimated wait, when throttled"}),
+    },
 )
 
 READ_BUDGET = record(
@@ -428,10 +445,12 @@ MENTION_IN = record(
         "author": ref("AuthorIn"),
         "lang": nullable({**STRING, "maxLength": 10}),
         "in_reply_to": nullable({**STRING, "maxLength": 200}),
+        "rating": nullable({"type": "integer", "minimum": 1, "maximum": 5,
+                            "description": "an app review's stars"}),
         "source": nullable({**STRING, "description": "read by `listener ingest`; the webhook "
                                                      "path names the source"}),
     },
-    optional=("url", "channel", "lang", "in_reply_to", "source"),
+    optional=("url", "channel", "lang", "in_reply_to", "rating", "source"),
 )
 AUTHOR_IN = record("Who wrote a pushed mention", {
     "handle": {**STRING, "minLength": 1, "maxLength": 200},
@@ -546,6 +565,33 @@ PUSH_BODY: Schema = {
               {"type": "array", "minItems": 1, "items": ref("MentionIn")}],
 }
 
+META_DELIVERY: Schema = {
+    "type": "object",
+    "description": ("Meta's webhook body, for `instagram` sources (`object: instagram`, fields "
+                    "`comments` and `mentions`) and `facebook` ones (`object: page`, field "
+                    "`feed`, `verb: add`), signed in X-Hub-Signature-256 with the app secret. "
+                    "A change that cannot be used is kept in rejected_items, not a 422."),
+    "required": ["object", "entry"],
+    "properties": {
+        "object": {"type": "string", "enum": ["instagram", "page"]},
+        "entry": {"type": "array", "items": {
+            "type": "object",
+            "properties": {
+                "id": STRING,
+                "time": {"type": "integer"},
+                "changes": {"type": "array", "items": {
+                    "type": "object", "required": ["field", "value"],
+                    "properties": {"field": STRING, "value": {"type": "object"}}}},
+            },
+        }},
+    },
+}
+
+WEBHOOK_BODY: Schema = {
+    "description": "A `webhook` source's mentions, or Meta's delivery for a Meta source",
+    "anyOf": [ref("PushRequest"), ref("MetaDelivery")],
+}
+
 COMPONENTS: dict[str, Schema] = {
     "Error": error(),
     "Author": AUTHOR,
@@ -597,4 +643,7 @@ COMPONENTS: dict[str, Schema] = {
     "AgentStatusRequest": AGENT_STATUS_BODY,
     "ReplyRequest": REPLY_BODY,
     "PushRequest": PUSH_BODY,
+    "MetaDelivery": META_DELIVERY,
+    "GraphUsage": GRAPH_USAGE,
+    "WebhookDelivery": WEBHOOK_BODY,
 }

@@ -71,6 +71,7 @@ def mention_json(mention: Mention, author: Author | None, now: datetime) -> dict
         "thread": mention.thread,
         "follow_up_of": mention.follow_up_of,
         "brand": mention.brand,
+        "rating": mention.rating,
         "response": {"external_id": mention.response_external_id, "url": mention.response_url}
         if mention.response_external_id or mention.response_url else None,
         "sla": sla_json(mention, now),

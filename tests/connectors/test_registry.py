@@ -26,7 +26,8 @@ class FeedOfFeedsConnector:
 
 def test_every_registered_kind_is_a_valid_source_kind_with_its_own_keys() -> None:
     assert set(CONNECTORS) == {"twitter", "reddit", "mastodon", "discourse", "imap", "rss",
-                               "html", "webhook", "replay"}
+                               "html", "webhook", "replay", "google_play", "app_store",
+                               "instagram", "facebook", "youtube"}
     config = parse_config({"sources": [
         {"id": "news", "kind": "rss", "url": "https://example.com/feed.xml"},
         {"id": "masto", "kind": "mastodon", "hashtag": "acme", "channel": "fediverse"},

@@ -16,7 +16,8 @@ from responders.drafts import INTENTS, LANGS, BadTemplate, ToneTemplates, Unknow
 
 CHANNELS = (*CONNECTORS, "email", "web")
 OWN_FOLDERS = ("twitter", "email", "web")
-FORMAL_CHANNELS = ("rss", "html", "webhook", "replay", "imap", "email", "web")
+FORMAL_CHANNELS = ("rss", "html", "webhook", "replay", "imap", "email", "web", "google_play",
+                   "app_store", "app_review")
 
 
 @pytest.fixture

@@ -298,3 +298,14 @@ async def test_each_row_opens_its_mention_page(queue: Any) -> None:
     html = await page(queue, "/?lang=tr")
     assert 'href="/mentions/2"' in html and 'href="/mentions/3"' in html
     assert "ŞİKAYETİM var" in await page(queue, "/mentions/3")
+
+
+async def test_an_app_review_shows_its_stars_in_the_queue(aiohttp_client: Any,
+                                                          services: Any) -> None:
+    client = await aiohttp_client(init_app(services, background=False))
+    await login_as(client, services, role="agent")
+    review = mention("r-1", "Güzel uygulama ama giriş yapamıyorum", channel="app_review")
+    review["rating"] = 2
+    await push(client, [review, mention("t-1", "Kargom nerede?")])
+    html = await page(client, "/")
+    assert html.count("★★☆☆☆") == 1 and "2/5" in html

@@ -32,6 +32,7 @@ CUSTOMER = "/api/v1/customers/{id}"
 AGENT_STATUS = "/api/v1/agents/{agent_id}/status"
 WEBHOOK = "/api/v1/webhooks/{source_id}"
 TOO_LARGE = b"[" + b" " * (8 * 1024 * 1024) + b"]"
+META_SECRET = "meta-app-s3cret"
 FORMATS = FormatChecker(formats=())
 
 
@@ -51,6 +52,9 @@ def config(db_url: str) -> Any:
          "access_token": "masto-token", "send_replies": True},
         {"id": "x-brand", "kind": "twitter", "query": "acme", "bearer_token": "x-token",
          "base_url": "http://127.0.0.1:9", "monthly_reads": 10000},
+        {"id": "insta", "kind": "instagram", "account_id": "17841400000000000",
+         "access_token": "meta-token", "app_secret": META_SECRET, "verify_token": "hub-token",
+         "base_url": "http://127.0.0.1:9"},
     ])
 
 
@@ -153,6 +157,13 @@ class Contract:
         else:
             assert str(status) not in declared
             spec = declared["default"]
+        if "application/json" not in spec["content"]:  # the webhook handshake's plain text
+            [(media, described)] = spec["content"].items()
+            assert response.content_type == media
+            text = await response.text()
+            self.validator(described["schema"]).validate(text)
+            self.seen.add((path, method, str(status)))
+            return text
         body = await response.json()
         errors = list(self.validator(spec["content"]["application/json"]["schema"])
                       .iter_errors(body))
@@ -221,6 +232,7 @@ async def test_every_answer_is_one_the_document_declares(aiohttp_client: Any, se
     await alert_log(api, services, ids)
     await share_of_voice_calls(api)
     await every_secured_operation_needs_a_token(api)
+    await meta_webhooks(api)  # last: its mention would change the counts above
     wrong_method = await client.delete(MENTIONS, headers=AUTH)
     await api.expect(wrong_method, "get", MENTIONS, 405, documented=False)
 
@@ -255,6 +267,25 @@ async def ingest(api: Contract, services: Any) -> None:
     await api.call("post", WEBHOOK, 422, data=b"{not json", source_id="site-form",
                    headers={SIGNATURE_HEADER: sign(SECRET, b"{not json")})
     assert await services.coordinator.poll("masto") == "ok"
+
+
+async def meta_webhooks(api: Contract) -> None:
+    """An Instagram source takes Meta's handshake and signed deliveries on the same path."""
+    hub = {"hub.mode": "subscribe", "hub.verify_token": "hub-token", "hub.challenge": "42"}
+    assert await api.call("get", WEBHOOK, 200, params=hub, headers={}, source_id="insta") \
+        == "42"
+    await api.call("get", WEBHOOK, 403, params={**hub, "hub.verify_token": "guess"},
+                   headers={}, source_id="insta")
+    await api.call("get", WEBHOOK, 404, params=hub, headers={}, source_id="nope")
+    delivery = {"object": "instagram", "entry": [{"id": "17841400000000000", "time": 1795000000,
+                "changes": [{"field": "comments", "value": {
+                    "id": "17900000000000001", "text": "Kargom nerede?",
+                    "from": {"id": "1", "username": "deniz"}, "media": {"id": "1790"}}}]}]}
+    body = json.dumps(delivery).encode()
+    api.check_request("post", WEBHOOK, 202, None, delivery, True)
+    stored = await api.call("post", WEBHOOK, 202, data=body, source_id="insta",
+                            headers={"X-Hub-Signature-256": sign(META_SECRET, body)})
+    assert stored["stored"] == 1
 
 
 async def list_mentions(api: Contract) -> None:
@@ -403,7 +434,7 @@ async def directory(api: Contract, ids: dict[str, int]) -> None:
     assert summary["open"] == 3
     sources = await api.call("get", "/api/v1/sources", 200)
     by_id = {s["id"]: s for s in sources["items"]}
-    assert list(by_id) == ["site-form", "masto", "x-brand"]
+    assert list(by_id) == ["site-form", "masto", "x-brand", "insta"]
     assert by_id["x-brand"]["read_budget"]["monthly_reads"] == 10000
     assert by_id["masto"]["read_budget"] is None
     standard_keys_only = {**api.strict["components"]["schemas"]["Source"],
