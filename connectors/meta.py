@@ -373,7 +373,7 @@ def webhook_changes(body: bytes, expected_object: str) -> list[Change]:
     """`{"object": ..., "entry": [{"id", "time", "changes": [{"field", "value"}]}]}`."""
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad JSON or UTF-8, huge numbers, deep nesting
         raise WebhookBodyError(f"body is not valid JSON: {exc}") from None
     if not isinstance(data, dict) or data.get("object") != expected_object:
         raise WebhookBodyError(f"expected a Meta delivery with object: {expected_object}")

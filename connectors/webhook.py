@@ -102,7 +102,7 @@ def parse_line(line: str | bytes, default_channel: str = "web") -> tuple[RawItem
     try:
         text = line.decode("utf-8-sig") if isinstance(line, bytes) else line
         return parse_item(json.loads(text), default_channel)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad JSON or UTF-8, huge numbers, deep nesting
         raise ItemError(str(exc)) from None
 
 
@@ -115,7 +115,7 @@ def parse_body(raw: bytes, default_channel: str = "web") -> list[RawItem]:
     """One object or a list of them; any bad object rejects the whole body (nothing stored)."""
     try:
         data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad JSON or UTF-8, huge numbers, deep nesting
         raise ItemError(f"body is not valid JSON: {exc}") from None
     objects = data if isinstance(data, list) else [data]
     if not objects:

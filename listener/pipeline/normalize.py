@@ -19,8 +19,13 @@ def clean_text(text: str) -> str:
     return text[:MAX_TEXT]
 
 
+def plain(value: str | None) -> str | None:
+    """Identifiers and addresses without control characters (PostgreSQL refuses NUL)."""
+    return CONTROL_CHARS.sub("", value) if value is not None else None
+
+
 def normalize_handle(handle: str) -> str:
-    return handle.strip().lstrip("@").casefold()[:200]
+    return CONTROL_CHARS.sub("", handle).strip().lstrip("@").casefold()[:200]
 
 
 def normalize(item: RawItem) -> RawItem:
@@ -28,12 +33,16 @@ def normalize(item: RawItem) -> RawItem:
     return replace(
         item,
         text=clean_text(item.text),
-        channel=item.channel.strip().lower(),
+        external_id=plain(item.external_id) or item.external_id,
+        url=plain(item.url),
+        thread=plain(item.thread),
+        in_reply_to=plain(item.in_reply_to),
+        channel=CONTROL_CHARS.sub("", item.channel).strip().lower(),
         author=RawAuthor(
             handle=normalize_handle(author.handle),
             name=clean_text(author.name)[:200],
-            email=author.email.strip().lower() if author.email else None,
+            email=plain(author.email.strip().lower()) if author.email else None,
             followers=author.followers,
-            phone=author.phone.strip() if author.phone else None,
+            phone=plain(author.phone.strip()) if author.phone else None,
         ),
     )

@@ -43,7 +43,7 @@ def services(request: web.Request) -> Services:
 
 def int_param(request: web.Request, name: str) -> int:
     value = request.match_info[name]
-    if not (value.isascii() and value.isdigit()) or int(value) > MAX_ID:
+    if not (value.isascii() and value.isdigit()) or len(value) > 10 or int(value) > MAX_ID:
         raise APIError(404, "not_found", f"{name} must be a number, got {value[:40]!r}")
     return int(value)
 
@@ -61,7 +61,7 @@ async def json_body(request: web.Request) -> dict[str, Any]:
         return {}
     try:
         body = await request.json(loads=json.loads)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad JSON or UTF-8, huge numbers, deep nesting
         raise APIError(400, "bad_json", f"body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise APIError(422, "invalid", "body must be a JSON object")

@@ -42,6 +42,10 @@ HTTP_CODES = {
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     is_api = request.path.startswith("/api/")
+    if "\x00" in request.path:  # never a real name or id; PostgreSQL refuses it in text
+        if is_api:
+            return error_response(400, "bad_request", "the path contains a NUL character")
+        raise web.HTTPBadRequest(text="the address contains a NUL character")
     try:
         return await handler(request)
     except APIError as exc:

@@ -311,14 +311,16 @@ GRAPH_USAGE = record(
 )
 
 READ_BUDGET = record(
-    "A metered source's reads this period (X: `monthly_reads`); null on other sources",
+    "A metered source's reads this period (X: `monthly_reads`; YouTube: `daily_units`, "
+    "reset at midnight Pacific Time); null on other sources",
     {
         "remaining": nullable({**COUNT, "description": "null until this process has polled"}),
-        "monthly_reads": {**COUNT, "description": "the configured budget"},
+        "monthly_reads": {**COUNT, "description": "X: the configured monthly budget"},
+        "daily_units": {**COUNT, "description": "YouTube: the configured daily quota units"},
         "used": nullable(COUNT),
         "resets_at": TIME,
     },
-    optional=("monthly_reads", "used", "resets_at"),
+    optional=("monthly_reads", "daily_units", "used", "resets_at"),
     additionalProperties=True,
 )
 

@@ -1,0 +1,74 @@
+"""What a hostile client sends gets a clear 4xx, never a 500 — on SQLite and PostgreSQL.
+
+PostgreSQL refuses NUL characters in text and integers past 64 bits where SQLite takes
+them, so each of these once reached the database as a 500 there."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from listener.app import init_app
+from tests.web.logins import login_as
+from tests.web.test_api import AUTH, SECRET, mention, push
+
+NESTED = "[" * 5000 + "]" * 5000
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, services: Any) -> Any:
+    return await aiohttp_client(init_app(services, background=False))
+
+
+async def status_of(response: Any) -> int:
+    body = await response.text()
+    assert "Traceback" not in body
+    return response.status
+
+
+async def test_nul_characters_are_refused_or_searched_never_a_500(client: Any) -> None:
+    bad = mention("n-1")
+    bad["author"]["handle"] = "evil\x00handle"
+    assert await status_of(await push(client, [bad])) in (202, 422)
+    for query in ("channel=twitter%00x", "q=a%00b", "assignee=a%00b", "source=%00",
+                  "status=new%00"):
+        response = await client.get(f"/api/v1/mentions?{query}", headers=AUTH)
+        assert await status_of(response) in (200, 400, 422), query
+    response = await client.post("/api/v1/agents/a%00b/status", json={"status": "away"},
+                                 headers=AUTH)
+    assert await status_of(response) in (400, 404, 422)
+    page = await client.get("/mentions/1%00", allow_redirects=False)
+    assert await status_of(page) in (400, 404)
+    response = await client.get("/api/v1/customers?q=a%00b", headers=AUTH)
+    assert await status_of(response) in (200, 400, 422)
+
+
+async def test_absurd_numbers_and_nesting_are_refused(client: Any) -> None:
+    for path in ("/api/v1/mentions/99999999999999999999", "/api/v1/mentions/" + "9" * 5000,
+                 "/api/v1/customers/9223372036854775808"):
+        assert await status_of(await client.get(path, headers=AUTH)) in (400, 404, 422), path
+    body = json.dumps([mention("h-1")]).replace('"name"', '"followers": ' + "9" * 5000 +
+                                                ', "name"').encode()
+    assert await status_of(await push_raw(client, body)) in (400, 413, 422)
+    assert await status_of(await push_raw(client, NESTED.encode())) in (400, 413, 422)
+    response = await client.post("/api/v1/mentions/1/assign", data=NESTED,
+                                 headers={**AUTH, "Content-Type": "application/json"})
+    assert await status_of(response) in (400, 404, 413, 422)
+
+
+async def test_the_dashboard_takes_hostile_filters_calmly(client: Any, services: Any) -> None:
+    await login_as(client, services, role="lead")
+    for query in ("q=a%00b", "channel=%00", "page=99999999999999999999999", "segment=%00",
+                  "assignee=%00"):
+        assert await status_of(await client.get(f"/?{query}")) in (200, 400), query
+    for path in ("/mentions/99999999999999999999", "/reports?from=%00&to=2026-01-01"):
+        assert await status_of(await client.get(path)) in (400, 404), path
+
+
+async def push_raw(client: Any, body: bytes) -> Any:
+    from connectors.webhook import sign
+
+    return await client.post("/api/v1/webhooks/site-form", data=body, headers={
+        "X-Listener-Signature": sign(SECRET, body), "Content-Type": "application/json"})
