@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote, urlsplit
 
@@ -142,6 +143,9 @@ class AppStoreConnector:
     reply_limit: ClassVar[int | None] = REPLY_LIMIT
 
     def __init__(self, config: AppStoreSource):
+        if not Path(config.private_key_file).is_file():  # said at start, not at the first poll
+            raise ValueError(f"private_key_file: no file at {config.private_key_file!r}; "
+                             "put the .p8 key from App Store Connect there")
         self.config = config
         self.http = Http(config.user_agent, config.timeout.total_seconds(),
                          credential_hint="issuer_id, key_id and private_key_file")

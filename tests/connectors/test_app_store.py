@@ -264,8 +264,14 @@ async def test_an_expired_token_is_made_anew_once_and_the_call_retried(
         serialization.NoEncryption()))
     with pytest.raises(AuthFailed):  # a key Apple does not know: refused twice
         await connect(private_key_file=str(other)).fetch(None, NOW)
+    with pytest.raises(ValueError, match="private_key_file: no file at"):
+        connect(private_key_file=str(tmp_path / "missing.p8"))  # said at start
+    gone = tmp_path / "gone.p8"
+    gone.write_text("not a key", encoding="utf-8")
+    vanished = connect(private_key_file=str(gone))
+    gone.unlink()
     with pytest.raises(AuthFailed, match="private_key_file"):
-        await connect(private_key_file=str(tmp_path / "missing.p8")).fetch(None, NOW)
+        await vanished.fetch(None, NOW)
 
 
 async def test_server_errors_and_broken_bodies_are_source_errors(

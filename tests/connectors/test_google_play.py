@@ -287,12 +287,18 @@ async def test_an_expired_token_is_refreshed_once_and_the_call_retried(
 
 
 async def test_a_key_file_google_refuses_or_cannot_be_read_fails_auth(
-        upstream: FakePlay, connect: Connect) -> None:
+        upstream: FakePlay, connect: Connect, tmp_path: Path) -> None:
     upstream.refuse_tokens = True
     with pytest.raises(AuthFailed, match="check service_account_file"):
         await connect().fetch(None, NOW)
+    with pytest.raises(ValueError, match="service_account_file: no file at '/nonexistent"):
+        connect(service_account_file="/nonexistent/key.json")  # said at start
+    gone = tmp_path / "gone.json"
+    gone.write_text("{}", encoding="utf-8")
+    vanished = connect(service_account_file=str(gone))
+    gone.unlink()
     with pytest.raises(AuthFailed, match="check service_account_file"):
-        await connect(service_account_file="/nonexistent/key.json").fetch(None, NOW)
+        await vanished.fetch(None, NOW)
     assert upstream.calls == []  # no API call without a token
 
 
