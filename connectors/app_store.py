@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote, urlsplit
 
@@ -40,6 +39,7 @@ from connectors.base import (
     ReplyTarget,
     SentReply,
     SourceError,
+    require_file,
 )
 from connectors.http import Http, Response, reply_object, validation_reason, web_url
 from listener.config_fields import Duration
@@ -143,9 +143,8 @@ class AppStoreConnector:
     reply_limit: ClassVar[int | None] = REPLY_LIMIT
 
     def __init__(self, config: AppStoreSource):
-        if not Path(config.private_key_file).is_file():  # said at start, not at the first poll
-            raise ValueError(f"private_key_file: no file at {config.private_key_file!r}; "
-                             "put the .p8 key from App Store Connect there")
+        require_file("private_key_file", config.private_key_file,
+                     "the .p8 key from App Store Connect")
         self.config = config
         self.http = Http(config.user_agent, config.timeout.total_seconds(),
                          credential_hint="issuer_id, key_id and private_key_file")

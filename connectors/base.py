@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -146,6 +147,13 @@ class Malformed(ValueError):
     def __init__(self, reason: str, external_id: str | None = None):
         super().__init__(reason)
         self.external_id = external_id
+
+
+def require_file(key: str, path: str, what: str) -> None:
+    """A credential file named in the config must be there when the source is built, so
+    check-config and start-up say so with the key, not the first poll."""
+    if not Path(path).is_file():
+        raise ValueError(f"{key}: no file at {path!r}; put {what} there")
 
 
 class AuthFailed(SourceError):

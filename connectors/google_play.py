@@ -26,7 +26,6 @@ import re
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
@@ -44,6 +43,7 @@ from connectors.base import (
     ReplyTarget,
     SentReply,
     SourceError,
+    require_file,
 )
 from connectors.http import Http, Response, reply_object, validation_reason, web_url
 from listener.config_fields import Duration
@@ -223,9 +223,8 @@ class GooglePlayConnector:
     reply_limit: ClassVar[int | None] = REPLY_LIMIT
 
     def __init__(self, config: GooglePlaySource):
-        if not Path(config.service_account_file).is_file():  # said at start, not at the first poll
-            raise ValueError(f"service_account_file: no file at {config.service_account_file!r}; "
-                             "put the JSON key of the service account there")
+        require_file("service_account_file", config.service_account_file,
+                     "the JSON key of the service account")
         self.config = config
         self.http = Http(config.user_agent, config.timeout.total_seconds(),
                          credential_hint="service_account_file")
