@@ -52,6 +52,7 @@ from connectors.base import (
     SourceError,
     secret_value,
 )
+from connectors.budget import paced_interval
 from connectors.http import DEFAULT_RETRY, retry_after_seconds
 
 MAX_PAGES = 5  # per poll: 500 posts at most, a few seconds of requests
@@ -649,12 +650,8 @@ class TwitterConnector:
         if self.config.monthly_reads is None or self._progress is None:
             return None
         progress = self._progress.in_month(now)
-        left = month_end(now) - now
-        remaining = self._remaining(progress) or 0
-        if remaining <= 0:
-            return left
-        per_poll = max(1.0, progress.reads / progress.polls) if progress.polls else 1.0
-        return max(self.config.interval, min(left, left * (per_poll / remaining)))
+        return paced_interval(self.config.interval, month_end(now) - now,
+                              self._remaining(progress) or 0, progress.reads, progress.polls)
 
     def status(self, now: datetime) -> dict[str, Any]:
         """For /api/v1/sources and the read-budget gauge: whether the brand's replies are

@@ -49,6 +49,7 @@ from connectors.base import (
     Token,
     secret_value,
 )
+from connectors.budget import paced_interval
 from connectors.http import DEFAULT_RETRY, Http, Response, retry_after_seconds
 from connectors.text import html_to_text
 from listener.config_fields import Duration
@@ -590,12 +591,8 @@ class YoutubeConnector:
         if self.config.daily_units is None or self._progress is None:
             return None
         progress = self._progress.on_day(now)
-        left = quota_reset(now) - now
-        remaining = self._remaining(progress) or 0
-        if remaining <= 0:
-            return left
-        per_poll = max(1.0, progress.reads / progress.polls) if progress.polls else 1.0
-        return max(self.config.interval, min(left, left * (per_poll / remaining)))
+        return paced_interval(self.config.interval, quota_reset(now) - now,
+                              self._remaining(progress) or 0, progress.reads, progress.polls)
 
     def status(self, now: datetime) -> dict[str, Any]:
         """For /api/v1/sources and the budget gauge: today's units (unknown until this
