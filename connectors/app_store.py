@@ -22,11 +22,18 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import quote, urlsplit
 
-import jwt
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from connectors.base import (
     AuthFailed,
@@ -51,6 +58,7 @@ AUDIENCE = "appstoreconnect-v1"
 TOKEN_LIFETIME = 15 * 60  # Apple refuses tokens that live longer than 20 minutes
 PAGE_SIZE = 200
 REPLY_LIMIT = 5970
+MAX_ID = 150
 
 
 class AppStoreSource(ReplyingSourceConfig):
@@ -74,19 +82,29 @@ class AppStoreSource(ReplyingSourceConfig):
         return web_url(value).rstrip("/")
 
 
+def in_utc(moment: datetime) -> datetime:
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 with an offset
+        raise ValueError("a date out of range") from None
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(in_utc)]
+
+
 class ReviewAttributes(BaseModel):
     model_config = ConfigDict(extra="ignore")
     rating: int = Field(ge=1, le=5)
     title: str = Field("", max_length=1000)
     body: str = Field("", max_length=100_000)
     reviewerNickname: str = Field(min_length=1, max_length=200)
-    createdDate: AwareDatetime
+    createdDate: UtcDatetime
     territory: str | None = None
 
 
 class ReviewIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    id: str = Field(min_length=1, max_length=150)
+    id: str = Field(min_length=1, max_length=MAX_ID)
     attributes: ReviewAttributes
 
     @field_validator("id", mode="before")
@@ -98,7 +116,7 @@ class ReviewIn(BaseModel):
 class ResponseAttributes(BaseModel):
     model_config = ConfigDict(extra="ignore")
     responseBody: str = ""
-    lastModifiedDate: AwareDatetime
+    lastModifiedDate: UtcDatetime
     state: str | None = None
 
 
@@ -147,7 +165,8 @@ class AppStoreConnector:
                      "the .p8 key from App Store Connect")
         self.config = config
         self.http = Http(config.user_agent, config.timeout.total_seconds(),
-                         credential_hint="issuer_id, key_id and private_key_file")
+                         credential_hint="issuer_id, key_id and private_key_file",
+                         max_body=config.max_body)
         self._token: tuple[str, float] | None = None  # (token, expires at, epoch seconds)
 
     @classmethod
@@ -164,6 +183,8 @@ class AppStoreConnector:
         now = time.time()
         if not renew and self._token is not None and self._token[1] - 60 > now:
             return self._token[0]
+        import jwt  # here: PyJWT pulls in cryptography, tens of MB nobody else needs
+
         try:
             with open(self.config.private_key_file, encoding="utf-8") as fh:
                 key = fh.read()
@@ -232,7 +253,10 @@ class AppStoreConnector:
         following = links.get("next") if isinstance(links, dict) else None
         if not isinstance(following, str) or not following:
             return None
-        parts = urlsplit(following)
+        try:
+            parts = urlsplit(following)
+        except ValueError:  # "http://[": no page to go on to
+            return None
         return f"{self.config.base_url}{parts.path}" + (f"?{parts.query}" if parts.query
                                                          else "")
 
@@ -272,8 +296,9 @@ class AppStoreConnector:
     def _take_response(self, obj: Any, review: ReviewIn,
                        responses: dict[str, dict[str, Any]], batch: Batch) -> None:
         """The brand's published response to this review, as its native reply."""
-        related = obj.get("relationships", {}).get("response", {}).get("data") \
-            if isinstance(obj.get("relationships"), dict) else None
+        related: Any = obj
+        for key in ("relationships", "response", "data"):
+            related = related.get(key) if isinstance(related, dict) else None
         response_id = related.get("id") if isinstance(related, dict) else None
         found = responses.get(response_id) if isinstance(response_id, str) else None
         if found is None:
@@ -346,12 +371,13 @@ def _included_responses(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
         return {}
     return {obj["id"]: obj for obj in included
             if isinstance(obj, dict) and obj.get("type") == "customerReviewResponses"
-            and isinstance(obj.get("id"), str)}
+            and isinstance(obj.get("id"), str) and _object_id(obj) is not None}
 
 
 def _object_id(obj: Any) -> str | None:
     value = obj.get("id") if isinstance(obj, dict) else None
-    return str(value) if isinstance(value, str | int) and value != "" else None
+    text = str(value) if isinstance(value, str | int) and not isinstance(value, bool) else ""
+    return text if 0 < len(text) <= MAX_ID else None
 
 
 def _snippet(obj: Any) -> str:

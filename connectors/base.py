@@ -14,8 +14,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import ByteSize, Field, SecretStr, field_validator, model_validator
 
+from connectors.text import without_lone_surrogates
 from listener.config_fields import Duration, Section
 
 
@@ -54,9 +55,12 @@ class PolledSourceConfig(SourceConfig):
 
 
 class HttpSourceConfig(PolledSourceConfig):
-    """A polled source over HTTP. The User-Agent names the product, as platforms ask."""
+    """A polled source over HTTP. The User-Agent names the product, as platforms ask.
+    `max_body` ("10MiB", "500kB" or bytes) caps what one response may bring: a bigger
+    page fails the poll with that reason instead of filling the memory."""
 
     user_agent: str = "Listener/0.1 (self-hosted social listening)"
+    max_body: ByteSize = Field(ByteSize(10 * 2**20), ge=1024)
 
 
 class ReplyingSourceConfig(HttpSourceConfig):
@@ -67,6 +71,9 @@ class ReplyingSourceConfig(HttpSourceConfig):
 
 def secret_value(secret: SecretStr | None) -> str:
     return secret.get_secret_value() if secret is not None else ""
+
+
+MAX_FOLLOWERS = 2**31 - 1  # what authors.followers holds; no account has more
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,18 @@ class Rejected:
     reason: str
     payload: str
     external_id: str | None = None
+
+    def __post_init__(self) -> None:
+        """Storable whatever the upstream sent: a NUL or half an emoji in the quoted payload
+        would make the database refuse the whole poll, again at every retry."""
+        for name in ("reason", "payload", "external_id"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, storable(value))
+
+
+def storable(text: str) -> str:
+    return without_lone_surrogates(text).replace("\x00", "\ufffd")
 
 
 @dataclass

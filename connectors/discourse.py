@@ -157,7 +157,7 @@ class DiscourseConnector:
     def __init__(self, config: DiscourseSource):
         self.config = config
         self.http = Http(config.user_agent, config.timeout.total_seconds(),
-                         credential_hint="api_key and api_username")
+                         credential_hint="api_key and api_username", max_body=config.max_body)
 
     @classmethod
     def from_config(cls, source: Any) -> DiscourseConnector:

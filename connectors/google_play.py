@@ -57,6 +57,8 @@ HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 VERSION_SUFFIX = re.compile(r":(?:reply:)?\d+\.\d{9}$")
 QUOTA_REASONS = ("rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded")
+LAST_SECOND = int(datetime(9999, 12, 31, tzinfo=UTC).timestamp())  # later is no datetime
+MAX_ID = 150
 
 
 class GooglePlaySource(ReplyingSourceConfig):
@@ -85,7 +87,7 @@ class Stamp(BaseModel):
     """Google's Timestamp: seconds (a JSON string or number) and nanos."""
 
     model_config = ConfigDict(extra="ignore")
-    seconds: int = Field(ge=0)
+    seconds: int = Field(ge=0, le=LAST_SECOND)
     nanos: int = Field(0, ge=0, lt=1_000_000_000)
 
     @property
@@ -128,7 +130,7 @@ class DeveloperCommentIn(BaseModel):
 
 class ReviewIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    reviewId: str = Field(min_length=1, max_length=150)
+    reviewId: str = Field(min_length=1, max_length=MAX_ID)
     authorName: str = Field("", max_length=200)
     comments: list[dict[str, Any]] = Field(min_length=1)
 
@@ -227,7 +229,7 @@ class GooglePlayConnector:
                      "the JSON key of the service account")
         self.config = config
         self.http = Http(config.user_agent, config.timeout.total_seconds(),
-                         credential_hint="service_account_file")
+                         credential_hint="service_account_file", max_body=config.max_body)
         self._credentials: Any = None
         self.reads = Calls(config.reads_per_hour, HOUR)
         self.replies = Calls(config.replies_per_day, DAY)
@@ -474,7 +476,7 @@ def _language(code: str | None) -> str | None:
 
 def _review_id(obj: Any) -> str | None:
     value = obj.get("reviewId") if isinstance(obj, dict) else None
-    return value if isinstance(value, str) and value else None
+    return value if isinstance(value, str) and 0 < len(value) <= MAX_ID else None
 
 
 def _snippet(obj: Any) -> str:

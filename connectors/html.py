@@ -59,6 +59,10 @@ META_CHARSET = re.compile(rb"<meta[^>]*?charset\s*=\s*[\"']?\s*([\w.:-]+)", re.I
 # The WHATWG Encoding Standard decodes these labels with the Windows code page that
 # extends them (browsers do the same), so a site's "ISO-8859-9" shows what its authors saw.
 BROWSER_CODEC = {"iso8859-9": "cp1254", "iso8859-1": "cp1252", "ascii": "cp1252"}
+# Python codecs that are no page charset: they rewrite escapes into other characters
+# (NUL, lone surrogates) or refuse to decode with replacement characters.
+NOT_PAGE_CODECS = frozenset({"utf-7", "unicode-escape", "raw-unicode-escape", "idna",
+                             "punycode", "undefined"})
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -178,7 +182,8 @@ class HtmlConnector:
         self.zone: tzinfo = ZoneInfo(config.timezone)
         self.http = Http(config.user_agent, config.timeout.total_seconds(),
                          credential_hint=f"that the site serves sources[{config.id}].url to "
-                                         "the User-Agent in sources[].user_agent")
+                                         "the User-Agent in sources[].user_agent",
+                         max_body=config.max_body)
         self.pacer = HostPacer(config.host_interval.total_seconds(), sleep, monotonic)
         self._robots: dict[str, tuple[datetime, Protego | None]] = {}
 
@@ -204,7 +209,8 @@ class HtmlConnector:
                 break
             visited.add(url)
             page = await self._page(url, first)
-            page_keys = self._read_items(page, now, seen, batch, first) if page else []
+            known = seen.with_front(keys) if keys else seen  # sites repeat items on pages
+            page_keys = self._read_items(page, now, known, batch, first) if page else []
             if all(key in seen or key in keys for key in page_keys):
                 break  # nothing new here, so nothing newer further on
             keys += page_keys
@@ -225,7 +231,7 @@ class HtmlConnector:
         base_tag = tree.css_first("base[href]")
         base = response.url
         if base_tag is not None:
-            base = urljoin(response.url, base_tag.attributes.get("href") or "")
+            base = web_link(response.url, base_tag.attributes.get("href") or "") or base
         return Page(tree, response.url, base)
 
     def _read_items(self, page: Page, now: datetime, seen: SeenIds, batch: Batch,
@@ -269,7 +275,7 @@ class HtmlConnector:
         return RawItem(
             external_id=external_id, text=text, created_at=created_at,
             channel=self.config.channel or self.kind, author=self._author(node, page),
-            url=urljoin(page.base, link) if link else page.url, note=note,
+            url=(web_link(page.base, link) if link else None) or page.url, note=note,
         )
 
     def _created_at(self, node: LexborNode, now: datetime) -> tuple[datetime, str | None]:
@@ -297,7 +303,7 @@ class HtmlConnector:
         if spec is None or page.tree.root is None:
             return None
         href = read_field(page.tree.root, spec)
-        return urljoin(page.base, href) if href else None
+        return web_link(page.base, href) if href else None
 
     async def _robots_allow(self, url: str, now: datetime) -> bool:
         if self.config.ignore_robots:
@@ -365,6 +371,17 @@ def host_of(url: str) -> str:
     return (urlsplit(url).netloc or "").lower()
 
 
+def web_link(base: str, href: str) -> str | None:
+    """An http(s) address from a link on the page; None for what no browser could open
+    ("http://[") and for other schemes (javascript:, mailto:)."""
+    try:
+        url = urljoin(base, href)
+        scheme = urlsplit(url).scheme
+    except ValueError:
+        return None
+    return url if scheme in ("http", "https") else None
+
+
 def origin_of(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
@@ -405,4 +422,9 @@ def decode_page(body: bytes, content_type: str) -> str:
             codec = codecs.lookup(declared.group(1).decode("ascii")).name
         except (LookupError, UnicodeDecodeError):
             codec = "utf-8"
-    return body.decode(BROWSER_CODEC.get(codec, codec), "replace")
+    if codec in NOT_PAGE_CODECS:
+        codec = "utf-8"
+    try:
+        return body.decode(BROWSER_CODEC.get(codec, codec), "replace")
+    except LookupError:  # a bytes-to-bytes codec (base64, hex, rot13...), not a charset
+        return body.decode("utf-8", "replace")

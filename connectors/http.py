@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from connectors.base import AuthFailed, RateLimited, ReplyRefused, SourceError
 
-MAX_BODY = 20 * 1024 * 1024
+MAX_BODY = 10 * 1024 * 1024  # `max_body` of a source, when its connector does not say
 DEFAULT_RETRY = 60.0
 
 
@@ -77,13 +77,34 @@ def web_url(value: str) -> str:
 ResetReader = Callable[[Mapping[str, str]], float | None]
 
 
+async def read_body(content: aiohttp.StreamReader, url: str, limit: int) -> bytes:
+    """The whole body, chunk by chunk (one `read(n)` returns only what has arrived so
+    far, not n bytes), giving up as soon as it passes `limit`."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in content.iter_chunked(256 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise SourceError(too_large(url, limit))
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def too_large(url: str, limit: int, declared: int | None = None) -> str:
+    announced = f" ({declared:,} bytes announced)" if declared is not None else ""
+    return (f"{url}: answer larger than the source's max_body of {limit:,} bytes"
+            f"{announced}; not read further (raise max_body if the page is meant to be "
+            "that big)")
+
+
 class Http:
     """An aiohttp session made on first use (it needs the running loop)."""
 
     def __init__(self, user_agent: str, timeout: float = 30, credential_hint: str = "",
-                 reset_after: ResetReader | None = None):
+                 reset_after: ResetReader | None = None, max_body: int = MAX_BODY):
         self.user_agent = user_agent
         self.timeout = timeout
+        self.max_body = max_body
         self.credential_hint = credential_hint
         self.reset_after = reset_after
         self._session: aiohttp.ClientSession | None = None
@@ -98,17 +119,23 @@ class Http:
         return self._session
 
     async def request(self, method: str, url: str, **kwargs: Any) -> Response:
-        """Any response; transport failures and cut-off bodies are SourceErrors."""
+        """Any response; transport failures, cut-off bodies, bodies over `max_body` (read
+        no further than that) and answers slower than `timeout` in all (a trickle
+        included) are SourceErrors."""
         try:
             async with self.session.request(method, url, allow_redirects=True,
                                             **kwargs) as response:
-                body = await response.content.read(MAX_BODY + 1)
-                if len(body) > MAX_BODY:
-                    raise SourceError(f"{url}: body larger than {MAX_BODY // 2**20} MiB")
+                declared = response.content_length
+                if declared is not None and declared > self.max_body:
+                    raise SourceError(too_large(url, self.max_body, declared))
+                body = await read_body(response.content, url, self.max_body)
                 return Response(response.status, response.headers, body, str(response.url))
         except aiohttp.ClientPayloadError as exc:
             raise SourceError(f"{url}: body cut off ({exc})") from None
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        except TimeoutError:
+            raise SourceError(f"{url}: no complete answer within {self.timeout:g}s "
+                              "(timeout)") from None
+        except aiohttp.ClientError as exc:
             raise SourceError(f"{url}: {type(exc).__name__} {exc}".strip()) from None
 
     async def get(self, url: str, **kwargs: Any) -> Response:

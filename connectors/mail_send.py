@@ -7,15 +7,16 @@ message was not accepted: nothing is recorded as sent.
 
 from __future__ import annotations
 
+import re
 import ssl
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
+from email.header import decode_header, make_header
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import Literal
-
-import aiosmtplib
 
 from connectors.base import ReplyRefused
 from connectors.mail_parse import Mail
@@ -23,6 +24,7 @@ from connectors.mail_text import reply_subject
 
 SmtpTls = Literal["starttls", "tls", "none"]
 MAX_REFERENCES = 20
+HEADER_BREAKERS = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]")
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,8 @@ def compose_reply(original: Mail, text: str, sender: Address, now: datetime) -> 
     the original's headers cannot be used in a reply."""
     message = EmailMessage()
     message["From"] = sender
-    message["To"] = Address(original.reply_to_name, addr_spec=original.reply_to)
-    message["Subject"] = reply_subject(original.subject)
+    message["To"] = Address(header_text(original.reply_to_name), addr_spec=original.reply_to)
+    message["Subject"] = header_text(reply_subject(original.subject))
     message["Date"] = format_datetime(now)
     message["Message-ID"] = make_msgid(domain=sender.domain or "localhost")
     if original.message_id:
@@ -60,8 +62,19 @@ def compose_reply(original: Mail, text: str, sender: Address, now: datetime) -> 
     return message
 
 
+def header_text(value: str) -> str:
+    """A customer's name or subject, safe to put in a header. The `email` package decodes
+    `=?utf-8?q?...?=` words in a value it is given, so an encoded CR LF would become a
+    header of its own (a `Bcc:` to anyone): decode first, then drop what breaks lines."""
+    with suppress(ValueError, LookupError, UnicodeError):  # unknown charset, bad base64
+        value = str(make_header(decode_header(value)))
+    return " ".join(HEADER_BREAKERS.sub(" ", value).replace("=?", "= ?").split())
+
+
 async def send(server: SmtpServer, message: EmailMessage) -> None:
     """Hand the message to the server; raises ReplyRefused when it is not taken."""
+    import aiosmtplib  # here: only a mailbox source that replies needs it
+
     client = aiosmtplib.SMTP(
         hostname=server.host, port=server.port, use_tls=server.tls == "tls",
         start_tls=server.tls == "starttls", tls_context=server.context,

@@ -263,7 +263,8 @@ class MastodonConnector:
     def __init__(self, config: MastodonSource):
         self.config = config
         self.http = Http(config.user_agent, config.timeout.total_seconds(),
-                         credential_hint="access_token", reset_after=rate_limit_wait)
+                         credential_hint="access_token", reset_after=rate_limit_wait,
+                         max_body=config.max_body)
         self.brand_handles: list[str] = []
         self._owner: Owner | None = None
         self._owner_unknown: str | None = None  # why the token owner cannot be read

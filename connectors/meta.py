@@ -17,7 +17,6 @@ checks the endpoint with a GET handshake answered only when `hub.verify_token` m
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -36,7 +35,7 @@ from connectors.base import (
     secret_value,
 )
 from connectors.http import Http, Response, retry_after_seconds
-from connectors.webhook import signature_valid
+from connectors.webhook import same_secret, signature_valid
 
 META_SIGNATURE_HEADER = "X-Hub-Signature-256"
 RATE_LIMIT_CODES = frozenset({4, 17, 32, 613, *range(80001, 80010)})
@@ -250,7 +249,8 @@ class GraphClient:
     http: Http = field(init=False)
 
     def __post_init__(self) -> None:
-        self.http = Http(self.config.user_agent, self.config.timeout.total_seconds())
+        self.http = Http(self.config.user_agent, self.config.timeout.total_seconds(),
+                         max_body=self.config.max_body)
 
     def url(self, *parts: str) -> str:
         path = "/".join(quote(part, safe="") for part in parts)
@@ -384,6 +384,8 @@ def webhook_changes(body: bytes, expected_object: str) -> list[Change]:
     for entry in entries:
         if not isinstance(entry, dict):
             raise WebhookBodyError("entry: expected objects")
+        if not isinstance(entry.get("changes") or [], list):
+            raise WebhookBodyError("entry[].changes: expected a list")
         for change in entry.get("changes") or []:
             if isinstance(change, dict) and isinstance(change.get("value"), dict):
                 changes.append(Change(str(change.get("field", "")), change["value"],
@@ -408,4 +410,4 @@ class MetaWebhooks:
     def handshake(self, mode: str | None, token: str | None) -> bool:
         expected = secret_value(self.config.verify_token)
         return (mode == "subscribe" and bool(expected) and token is not None
-                and hmac.compare_digest(expected.encode(), token.encode()))
+                and same_secret(expected, token))

@@ -249,7 +249,7 @@ class RedditConnector:
         self.config = config
         timeout = config.timeout.total_seconds()
         self.http = Http(config.user_agent, timeout, "client_id and client_secret",
-                         reset_after=seconds_until_reset)
+                         reset_after=seconds_until_reset, max_body=config.max_body)
         self.write_http = Http(config.user_agent, timeout,
                                "username, password, client_id and client_secret",
                                reset_after=seconds_until_reset)
@@ -359,7 +359,8 @@ class RedditConnector:
     @staticmethod
     def _reject(raw: Any, problem: Malformed, state: ListingState, poll: Poll) -> None:
         payload = json.dumps(raw, ensure_ascii=False, default=str)[:2000]
-        key = problem.external_id or "sha256:" + hashlib.sha256(payload.encode()).hexdigest()[:16]
+        digest = hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
+        key = problem.external_id or "sha256:" + digest[:16]
         if state.remember_rejected(key):
             poll.batch.rejected.append(Rejected(str(problem), payload, problem.external_id))
 

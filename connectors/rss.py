@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 from urllib.parse import urljoin, urlsplit
 
-import feedparser
 from pydantic import field_validator
 from selectolax.lexbor import LexborHTMLParser
 
@@ -32,9 +31,6 @@ ACCEPT = ("application/rss+xml, application/atom+xml, application/xml;q=0.9, "
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 DATE_FIELDS = ("published", "updated", "created")
 NO_DATE = "no date in the feed: fetch time used"
-# Parse problems that do not mean the document is broken: a charset declared one way and
-# read another, or a feed served as text/plain.
-HARMLESS_BOZO = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
 
 
 class RssSource(HttpSourceConfig):
@@ -89,7 +85,8 @@ class RssConnector:
         self.config = config
         self.http = Http(config.user_agent, config.timeout.total_seconds(),
                          credential_hint=f"that {config.url} is public and accepts the "
-                                         f"User-Agent in sources[{config.id}].user_agent")
+                                         f"User-Agent in sources[{config.id}].user_agent",
+                         max_body=config.max_body)
 
     @classmethod
     def from_config(cls, source: Any) -> RssConnector:
@@ -128,6 +125,11 @@ def read_feed(response: Response, source_id: str) -> Any:
     """feedparser's result, or SourceError when the body is not a feed at all. A feed with
     broken XML that still yields entries is kept: losing a day of mentions over one stray
     `&` helps nobody."""
+    import feedparser  # here, not at import: most set-ups have no feed
+
+    # Parse problems that do not mean the document is broken: a charset declared one way
+    # and read another, or a feed served as text/plain.
+    harmless = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
     content_type = response.headers.get("Content-Type", "")
     parsed = feedparser.parse(io.BytesIO(response.body),  # bytes, never a path or URL
                               response_headers={"content-type": content_type} if content_type
@@ -135,7 +137,7 @@ def read_feed(response: Response, source_id: str) -> Any:
     problem = parsed.get("bozo_exception") if parsed.get("bozo") else None
     if not parsed.get("version") and not parsed.entries:
         raise SourceError(not_a_feed(response, source_id, content_type, problem))
-    if problem is not None and not parsed.entries and not isinstance(problem, HARMLESS_BOZO):
+    if problem is not None and not parsed.entries and not isinstance(problem, harmless):
         raise SourceError(f"malformed feed from {response.url}: {problem}")
     return parsed
 

@@ -12,6 +12,13 @@ BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
 BLOCK_END = re.compile(r"</(?:p|div|li|blockquote|h[1-6]|tr|pre|ul|ol|table)\s*>", re.IGNORECASE)
 SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
 BLANK_LINES = re.compile(r"\n{3,}")
+LONE_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def without_lone_surrogates(text: str) -> str:
+    """JSON may escape half an emoji (`"\\ud83d"`, from a sender that cut UTF-16 text);
+    no database or encoder takes it, so it becomes U+FFFD like any undecodable byte."""
+    return LONE_SURROGATES.sub("\ufffd", text)
 
 
 def html_to_text(fragment: str, drop: tuple[str, ...] = ()) -> str:

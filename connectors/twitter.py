@@ -30,12 +30,10 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import aiohttp
-import tweepy
 from pydantic import Field, SecretStr, model_validator
-from tweepy.asynchronous import AsyncClient
 from yarl import URL
 
 from connectors.base import (
@@ -54,6 +52,9 @@ from connectors.base import (
 )
 from connectors.budget import paced_interval
 from connectors.http import DEFAULT_RETRY, retry_after_seconds
+
+if TYPE_CHECKING:  # imported where used: tweepy (and requests) cost memory without X
+    import tweepy
 
 MAX_PAGES = 5  # per poll: 500 posts at most, a few seconds of requests
 X_MIN_RESULTS = 10  # X refuses max_results below 10
@@ -382,6 +383,8 @@ def json_object(response: aiohttp.ClientResponse, body: bytes) -> bool:
 
 def unreadable_error(response: aiohttp.ClientResponse) -> tweepy.HTTPException:
     """The exception tweepy would raise for this status, had it been able to read it."""
+    import tweepy
+
     content_type = response.headers.get("Content-Type") or "no content type"
     detail = {"detail": f"{content_type} body instead of X's JSON error"}
     status = response.status
@@ -433,6 +436,8 @@ def status_of(exc: tweepy.HTTPException) -> int:
 
 def poll_failure(exc: Exception, source_id: str, now: datetime) -> SourceError:
     """tweepy's and aiohttp's exceptions as the coordinator's typed errors."""
+    import tweepy
+
     if isinstance(exc, tweepy.TooManyRequests):
         return RateLimited(f"X recent search: 429 Too Many Requests{x_said(exc)}",
                            rate_limit_wait(exc.response.headers, now))
@@ -449,6 +454,8 @@ def poll_failure(exc: Exception, source_id: str, now: datetime) -> SourceError:
 
 
 def reply_refusal(exc: Exception, source_id: str) -> ReplyRefused:
+    import tweepy
+
     if not isinstance(exc, tweepy.HTTPException):
         return ReplyRefused(502, f"posting the reply on X failed ({type(exc).__name__} {exc}); "
                                  "check the thread before sending again")
@@ -501,6 +508,8 @@ class TwitterConnector:
 
     def __init__(self, config: TwitterSource):
         self.config = config
+        from tweepy.asynchronous import AsyncClient
+
         self._api = ApiHostSession(config.base_url, config.timeout.total_seconds())
         self._client = AsyncClient(
             bearer_token=secret_value(config.bearer_token),
@@ -620,6 +629,8 @@ class TwitterConnector:
             params["until_id"] = progress.until_id
         if token:
             params["next_token"] = token
+        import tweepy
+
         try:
             response = await self._client.search_recent_tweets(self.query, **params)
         except (tweepy.HTTPException, aiohttp.ClientError, TimeoutError, ValueError) as exc:
@@ -678,6 +689,8 @@ class TwitterConnector:
         if missing:
             raise ReplyRefused(401, f"source {self.config.id!r} needs {', '.join(missing)} "
                                     "to post replies on X")
+        import tweepy
+
         try:
             response = await self._client.create_tweet(
                 text=text, in_reply_to_tweet_id=target.external_id, user_auth=True)

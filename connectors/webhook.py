@@ -9,11 +9,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -22,31 +25,50 @@ from pydantic import (
     field_validator,
 )
 
-from connectors.base import RawAuthor, RawItem, SourceConfig
+from connectors.base import MAX_FOLLOWERS, RawAuthor, RawItem, SourceConfig
+from connectors.text import without_lone_surrogates
 
 SIGNATURE_HEADER = "X-Listener-Signature"
+# What normalising strips from a handle or channel; nothing else left means nothing to file it by.
+BLANK = re.compile(r"[\x00-\x20\x7f-\x9f@\u200b-\u200d\ufeff]*")
 
 
 class ItemError(ValueError):
     """One pushed object is unusable; the message names the field."""
 
 
+def printable_word(value: str) -> str:
+    if BLANK.fullmatch(value):
+        raise ValueError("needs a visible character, not only spaces, @ or control characters")
+    return value
+
+
+def whole_characters(value: Any) -> Any:
+    return without_lone_surrogates(value) if isinstance(value, str) else value
+
+
+# Free text keeps a cut emoji as U+FFFD; an identifier with one is refused by pydantic.
+FreeText = Annotated[str, BeforeValidator(whole_characters)]
+Word = Annotated[str, AfterValidator(printable_word)]
+
+
 class AuthorIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    handle: str = Field(min_length=1, max_length=200)
-    name: str = Field("", max_length=200)
+    handle: Word = Field(min_length=1, max_length=200)
+    name: FreeText = Field("", max_length=200)
     email: str | None = Field(None, max_length=320)
-    followers: int | None = Field(None, ge=0)
+    followers: int | None = Field(None, ge=0, le=MAX_FOLLOWERS, strict=True)  # not "12k" or 1.5
     phone: str | None = Field(None, max_length=40)
+
 
 
 class MentionIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
     id: str = Field(min_length=1, max_length=200)
-    text: str = Field(max_length=100_000)
+    text: FreeText = Field(max_length=100_000)
     created_at: datetime
     url: str | None = Field(None, max_length=4000)
-    channel: str | None = Field(None, min_length=1, max_length=30)
+    channel: Word | None = Field(None, min_length=1, max_length=30)
     author: AuthorIn
     lang: str | None = Field(None, max_length=10)
     in_reply_to: str | None = Field(None, max_length=200)
@@ -56,7 +78,7 @@ class MentionIn(BaseModel):
     @field_validator("id", mode="before")
     @classmethod
     def _id_as_text(cls, value: Any) -> Any:
-        return str(value) if isinstance(value, int) else value
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
     @field_validator("rating", mode="before")
     @classmethod
@@ -64,6 +86,14 @@ class MentionIn(BaseModel):
         """`true` or `4.5` are not star counts, though pydantic would take them."""
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise ValueError("rating must be a whole number of stars, 1 to 5")
+        return value
+
+    @field_validator("created_at", mode="before")
+    @classmethod
+    def _time_as_text(cls, value: Any) -> Any:
+        """ISO 8601 text only: pydantic would also read 0 as 1970, hiding a sender's bug."""
+        if not isinstance(value, (str, datetime)):
+            raise ValueError("created_at must be ISO 8601 text, e.g. 2026-11-23T09:15:00+03:00")
         return value
 
     @field_validator("created_at")
@@ -134,8 +164,15 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+def same_secret(expected: str, given: str) -> bool:
+    """Constant-time, and on bytes: `compare_digest` refuses non-ASCII text, and a header
+    can carry any byte (aiohttp hands undecodable ones over as surrogates)."""
+    return hmac.compare_digest(expected.encode("utf-8", "surrogatepass"),
+                               given.encode("utf-8", "surrogatepass"))
+
+
 def signature_valid(secret: str, body: bytes, header: str | None) -> bool:
-    return bool(secret) and bool(header) and hmac.compare_digest(sign(secret, body), header)
+    return bool(secret) and bool(header) and same_secret(sign(secret, body), header or "")
 
 
 class WebhookSource(SourceConfig):

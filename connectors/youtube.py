@@ -60,9 +60,11 @@ WATCH_URL = "https://www.youtube.com/watch"
 PACIFIC = ZoneInfo("America/Los_Angeles")  # when YouTube's daily quota resets
 PAGE_SIZE = 100
 MAX_PAGES = 10  # per poll: 1000 threads, 10 units
+MAX_REPLY_PAGES = 20  # per thread and poll: 2000 replies, 20 units
 LIST_COST = 1
 INSERT_COST = 50
 MAX_KNOWN = 2000
+MAX_ID = 150
 MAX_REJECTED = 50
 TOKEN_MARGIN = timedelta(seconds=60)
 QUOTA_REASONS = frozenset({"quotaExceeded", "dailyLimitExceeded"})
@@ -253,9 +255,9 @@ def read_thread(raw: Any, channel_id: str, channel: str) -> Thread:
     reply is set aside on its own, the rest of the thread is kept."""
     if not isinstance(raw, dict):
         raise Malformed("a thread that is not a JSON object")
-    thread_id = raw.get("id")
-    if not isinstance(thread_id, str) or not thread_id:
-        raise Malformed("id is missing")
+    thread_id = youtube_id(raw.get("id"))
+    if thread_id is None:
+        raise Malformed("id is missing or too long")
     snippet = raw.get("snippet")
     top = snippet.get("topLevelComment") if isinstance(snippet, dict) else None
     if not isinstance(top, dict):
@@ -287,10 +289,10 @@ def read_replies(listed: list[Any], channel_id: str, channel: str,
 def read_comment(raw: Any, channel_id: str, channel: str, thread_id: str, video: str | None,
                  parent: str | None) -> RawItem:
     """A `youtube#comment`: a top-level comment (`parent` None) or a reply to one."""
-    known_id = raw.get("id") if isinstance(raw, dict) else None
-    comment_id = known_id if isinstance(known_id, str) and known_id else None
+    comment_id = youtube_id(raw.get("id")) if isinstance(raw, dict) else None
     if comment_id is None:
-        raise Malformed("comment id is missing", thread_id if parent is None else None)
+        raise Malformed("comment id is missing or too long",
+                        thread_id if parent is None else None)
     snippet = raw.get("snippet")
     if not isinstance(snippet, dict):
         raise Malformed("a comment without a snippet", comment_id)
@@ -329,6 +331,12 @@ def comment_text(snippet: dict[str, Any], comment_id: str) -> str:
     raise Malformed("textOriginal and textDisplay are both missing", comment_id)
 
 
+def youtube_id(value: Any) -> str | None:
+    """A thread or comment id (YouTube's are under 60 characters); anything else, an
+    overlong string included, is no id the database could keep."""
+    return value if isinstance(value, str) and 0 < len(value) <= MAX_ID else None
+
+
 def published_at(value: Any, comment_id: str) -> datetime:
     if not isinstance(value, str):
         raise Malformed("publishedAt is missing", comment_id)
@@ -339,7 +347,10 @@ def published_at(value: Any, comment_id: str) -> datetime:
                         comment_id) from None
     if moment.tzinfo is None:
         raise Malformed(f"publishedAt {value[:40]!r} has no UTC offset", comment_id)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 with an offset
+        raise Malformed(f"publishedAt {value[:40]!r} is out of range", comment_id) from None
 
 
 def comment_url(video: str | None, comment_id: str) -> str | None:
@@ -391,7 +402,7 @@ class YoutubeConnector:
     def __init__(self, config: YoutubeSource):
         self.config = config
         timeout = config.timeout.total_seconds()
-        self.http = Http(config.user_agent, timeout)
+        self.http = Http(config.user_agent, timeout, max_body=config.max_body)
         self.write_http = Http(config.user_agent, timeout)
         self._progress: Progress | None = None
         self._unsaved: tuple[str, int] = ("", 0)  # replies' units the cursor lacks: day, units
@@ -501,11 +512,12 @@ class YoutubeConnector:
     async def _all_replies(self, thread: Thread, poll: Poll
                            ) -> tuple[list[RawItem], list[tuple[Any, Malformed]]]:
         """The top comment and every reply of a thread whose list showed only some
-        (`comments?parentId=`, 1 unit a page)."""
+        (`comments?parentId=`, 1 unit a page, at most MAX_REPLY_PAGES pages)."""
         top = thread.comments[0]
         listed: list[Any] = []
         token: str | None = None
-        while poll.may_read():
+        tokens: set[str] = set()
+        while poll.may_read() and len(tokens) < MAX_REPLY_PAGES:
             params = {"part": "snippet", "parentId": thread.id, "maxResults": str(PAGE_SIZE)}
             if token:
                 params["pageToken"] = token
@@ -514,8 +526,9 @@ class YoutubeConnector:
             listed.extend(items if isinstance(items, list) else [])
             token = page.get("nextPageToken") if isinstance(page.get("nextPageToken"), str) \
                 else None
-            if not token:
+            if not token or token in tokens:  # a token seen before would loop for ever
                 break
+            tokens.add(token)
         replies, broken = read_replies(listed, self.config.channel_id, top.channel, top)
         return [top, *replies], broken
 
@@ -575,7 +588,8 @@ class YoutubeConnector:
     @staticmethod
     def _reject(raw: Any, problem: Malformed, progress: Progress, poll: Poll) -> None:
         payload = snippet_of(raw)
-        key = problem.external_id or "sha256:" + hashlib.sha256(payload.encode()).hexdigest()[:16]
+        key = problem.external_id or "sha256:" + hashlib.sha256(
+            payload.encode("utf-8", "surrogatepass")).hexdigest()[:16]
         if progress.remember_rejected(key):
             poll.batch.rejected.append(Rejected(str(problem), payload, problem.external_id))
 

@@ -20,7 +20,9 @@ from listener.config import Config
 from listener.coordinator import Coordinator
 from listener.gauges import refresh_gauges
 from listener.jobs import Jobs
+from listener.leases import holder_id, lock_sqlite_file
 from listener.live import LIVE, LiveFeed, end_live_streams
+from listener.malloc import TRIM_SECONDS, limit_arenas, release_free_memory
 from listener.metrics import Metrics
 from listener.models import Mention
 from listener.pipeline.enrich import Enricher
@@ -31,6 +33,7 @@ from listener.services import SERVICES, Services
 from listener.store import Store
 from listener.store.actions import sync_agents
 from listener.web import setup_web
+from listener.web.body_limit import MAX_BODY_BYTES
 from responders.alerts.outbox import AlertOutbox
 from sla.engine import AlertRoute, SlaEngine
 from sla.moments import Moment
@@ -61,7 +64,9 @@ def build_services(config: Config, clock: Any = None, enricher: Enricher | None 
         phone_region=config.customers.default_region,
         brands=Brands.from_config(config),
     )
-    coordinator = Coordinator(pipeline, store, metrics, clock)
+    # Replicas on PostgreSQL share the polled sources by lease; SQLite is one process.
+    coordinator = Coordinator(pipeline, store, metrics, clock,
+                              holder=holder_id() if store.dialect == "postgresql" else None)
     engine = sla_engine(config, store, metrics, clock, pipeline.planner)
     pipeline.after_commit = engine.wake
     services = Services(config, store, metrics, clock, pipeline, coordinator, engine)
@@ -174,7 +179,7 @@ async def prepare_database(services: Services, migrate: bool) -> None:
 
 def init_app(services: Services, migrate: bool = True, background: bool = True) -> web.Application:
     """`background=False` gives tests the web app without pollers and timers."""
-    app = web.Application(client_max_size=8 * 1024 * 1024)
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[SERVICES] = services
     outbox = app[ALERT_OUTBOX] = AlertOutbox.from_config(
         services.config, services.store, services.metrics, services.clock)
@@ -187,6 +192,12 @@ def init_app(services: Services, migrate: bool = True, background: bool = True) 
     app.on_shutdown.append(end_live_streams)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        sqlite_file = services.store.engine.url.database
+        serve_lock = lock_sqlite_file(sqlite_file) if background and \
+            services.store.dialect == "sqlite" and sqlite_file not in (None, "", ":memory:") \
+            else None
+        if background:
+            limit_arenas()  # before the database's and lingua's threads start
         await prepare_database(services, migrate)
         jobs = Jobs()
         if background:
@@ -194,6 +205,8 @@ def init_app(services: Services, migrate: bool = True, background: bool = True) 
             backlog.start(jobs)
             jobs.every(GAUGE_REFRESH_SECONDS, refresh_gauges, services.store, services.metrics,
                        services.clock, job_id="gauges", first_run=services.clock.now())
+            jobs.every(TRIM_SECONDS, release_free_memory, job_id="malloc-trim",
+                       first_run=services.clock.now())
             jobs.start()
             outbox.start()
             services.engine.on_alerts = outbox.wake
@@ -222,6 +235,8 @@ def init_app(services: Services, migrate: bool = True, background: bool = True) 
         await outbox.close()  # after the jobs: alerts they wrote are flushed too
         await services.coordinator.close()
         await services.store.close()
+        if serve_lock is not None:
+            serve_lock.close()
 
     app.cleanup_ctx.append(lifecycle)
     setup_web(app)

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from listener.live import mentions_touched
 from listener.models import Agent, Mention
+from listener.outage import OutageLog
 from listener.pipeline.route import Routing
 from listener.store import Store
 from listener.store.queries import open_counts
@@ -115,6 +116,8 @@ class Backlog:
         self._dirty = False
         self._running = False
         self._lock = asyncio.Lock()
+        self._outage = OutageLog(log, "backlog routing", SWEEP_SECONDS,
+                                 f"the sweep retries every {SWEEP_SECONDS}s")
         # Told which mentions moved, after each commit that moved any (the live queue).
         self.on_change: Callable[[list[int]], None] | None = None
 
@@ -275,16 +278,20 @@ class Backlog:
             while self._dirty:
                 self._dirty = False
                 await self.sweep(self.clock.now())
-        except Exception:
-            log.exception("backlog drain failed; the next sweep retries")
+            self._outage.succeeded()
+        except Exception as exc:
+            if self._outage.failed(exc) is None:
+                log.exception("backlog drain failed; the next sweep retries")
         finally:
             self._running = False
 
     async def _boundary(self) -> None:
         try:
             await self.shift_tick(self.clock.now())
-        except Exception:
-            log.exception("shift change routing failed; the next sweep drains")
+            self._outage.succeeded()
+        except Exception as exc:
+            if self._outage.failed(exc) is None:
+                log.exception("shift change routing failed; the next sweep drains")
         finally:
             self._arm()
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from connectors.base import RawItem
@@ -42,6 +43,12 @@ DIRECT_CHANNELS = frozenset({"web", "email", "phone", "chat"})
 
 def _handle(handle: str) -> str:
     return casefold(handle.strip().lstrip("@"))
+
+
+@lru_cache(maxsize=1024)
+def _mention_of(handle: str) -> re.Pattern[str]:
+    """`@handle` as a whole word; compiled once per handle, not once per mention."""
+    return re.compile(rf"(?<![\w@]){re.escape('@' + handle)}(?!\w)")
 
 
 def _phrase(words: str) -> str:
@@ -76,7 +83,7 @@ class Brand:
         if self.keywords is not None and (match := self.keywords.search(text)):
             found.append(match.start())
         for handle in self.handles_on(channel, kind):
-            if match := re.search(rf"(?<![\w@]){re.escape('@' + handle)}(?!\w)", text):
+            if "@" + handle in text and (match := _mention_of(handle).search(text)):
                 found.append(match.start())
         return min(found) if found else None
 

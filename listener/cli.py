@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from listener.config import Config, ConfigError, load_config
+from listener.redact import redact_logs
 
 EXIT_CONFIG = 2
 T = TypeVar("T")
@@ -29,10 +30,12 @@ def _print_problems(path: str, problems: Sequence[tuple[str, str]]) -> None:
 
 def _load(path: str) -> Config:
     try:
-        return load_config(path)
+        config = load_config(path)
     except ConfigError as exc:
         _print_problems(path, exc.problems)
         raise SystemExit(EXIT_CONFIG) from None
+    redact_logs(config)
+    return config
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from connectors import CONNECTORS
+from connectors.webhook import same_secret
 from listener.brands import OURS
 from listener.config_fields import (
     AtRisk,
@@ -120,7 +121,8 @@ class ServerConfig(Section):
     def token_allowed(self, token: str) -> bool:
         """An empty configured token never matches (an unset env var must not open the API)."""
         return bool(token) and any(
-            t.get_secret_value() and t.get_secret_value() == token for t in self.api_tokens
+            t.get_secret_value() and same_secret(t.get_secret_value(), token)
+            for t in self.api_tokens
         )
 
 

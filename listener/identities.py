@@ -7,6 +7,8 @@ without a country code. A display name is never an identity: two people share na
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import phonenumbers
 
 KINDS = ("handle", "email", "phone", "crm")
@@ -37,7 +39,9 @@ def normalise(kind: str, value: str, channel: str | None = None,
     return kind, "", value
 
 
+@lru_cache(maxsize=4096)
 def phone_e164(value: str, region: str = "TR") -> str:
+    """Memoised: parsing is slow, and one person's number comes back on every channel."""
     try:
         number = phonenumbers.parse(value, region.upper())
     except phonenumbers.NumberParseException as exc:

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Float,
     ForeignKey,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -31,6 +33,12 @@ NAMING_CONVENTION = {
 }
 
 OPEN_STATUSES = ("new", "assigned")
+# Written out, not bound: a query names open mentions with exactly this text (see
+# `listener.store.queries.is_open`) so SQLite and PostgreSQL can use the partial index.
+OPEN_SQL = "status IN ('new', 'assigned')"
+# Ids that outgrow 2**31 (mentions and what hangs off them): BIGINT on PostgreSQL; on
+# SQLite an INTEGER PRIMARY KEY is already the 64-bit rowid, and must stay that type.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
 STATUSES = ("new", "assigned", "responded", "closed", "ignored")
 
 
@@ -74,12 +82,29 @@ class SourceState(Base):
     last_items: Mapped[int | None] = mapped_column(Integer)
 
 
+class SourceLease(Base):
+    """Which `listener serve` replica polls a source, until `expires_at` unless renewed."""
+
+    __tablename__ = "source_leases"
+    source_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class LiveReplica(Base):
+    """A `listener serve` replica's heartbeat: the live ones split the sources evenly."""
+
+    __tablename__ = "live_replicas"
+    holder: Mapped[str] = mapped_column(String(200), primary_key=True)
+    alive_until: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class Customer(Base):
     __tablename__ = "customers"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     display_name: Mapped[str] = mapped_column(String(200), default="")
     email: Mapped[str | None] = mapped_column(String(320), unique=True)
-    segment: Mapped[str | None] = mapped_column(String(50))
+    segment: Mapped[str | None] = mapped_column(String(50), index=True)  # queue filter form
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # The CRM's id: a CRM import updates the customer with the same one.
     external_id: Mapped[str | None] = mapped_column(String(200), unique=True)
@@ -170,13 +195,24 @@ class Mention(Base):
         UniqueConstraint("source", "external_id", name="uq_mentions_source_external_id"),
         Index("ix_mentions_status_deadline", "status", "deadline_at"),
         Index("ix_mentions_source_thread", "source", "thread"),
+        # The API's pages are newest first: an equality filter, then the id, so a page
+        # (and a deep cursor) is one index range on both databases.
+        Index("ix_mentions_status_id", "status", "id"),
+        Index("ix_mentions_channel_id", "channel", "id"),
+        Index("ix_mentions_source_id", "source", "id"),
+        Index("ix_mentions_assignee_id", "assignee", "id"),
+        # Open mentions only, with every column the queue, the SLA summary, the gauges
+        # and the filter form read: those never touch the table or the settled history.
+        Index("ix_mentions_open", "status", "channel", "deadline_at", "at_risk_at",
+              "first_response_at", "assignee", "lang", "source", "priority", "created_at", "id",
+              sqlite_where=text(OPEN_SQL), postgresql_where=text(OPEN_SQL)),
         Index("ix_mentions_next_alert_at", "next_alert_at"),
         # The spike watcher counts mentions by posting time every 30 s, five windows at once.
         Index("ix_mentions_created_at", "created_at"),
     )
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    source: Mapped[str] = mapped_column(String(100), index=True)
-    channel: Mapped[str] = mapped_column(String(30), index=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    source: Mapped[str] = mapped_column(String(100))
+    channel: Mapped[str] = mapped_column(String(30))
     external_id: Mapped[str] = mapped_column(String(200))
     url: Mapped[str | None] = mapped_column(Text)
     author_id: Mapped[int | None] = mapped_column(ForeignKey("authors.id"), index=True)
@@ -188,7 +224,7 @@ class Mention(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ingested_at: Mapped[datetime] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(String(20), default="new")
-    assignee: Mapped[str | None] = mapped_column(String(100), index=True)
+    assignee: Mapped[str | None] = mapped_column(String(100))
     in_reply_to: Mapped[str | None] = mapped_column(String(200))
     thread: Mapped[str | None] = mapped_column(String(200))
     sla_policy: Mapped[str | None] = mapped_column(String(100))
@@ -202,7 +238,7 @@ class Mention(Base):
     alerts_fired: Mapped[int] = mapped_column(Integer, default=0)
     next_alert_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # A follow-up after a response runs on a new clock; this points at what it follows.
-    follow_up_of: Mapped[int | None] = mapped_column(Integer)
+    follow_up_of: Mapped[int | None] = mapped_column(BigId)
     # Whose brand it is about: "ours" or a competitor's name (`listener.brands`).
     brand: Mapped[str] = mapped_column(String(50), default="ours", server_default="ours")
     # Counted in share of voice: someone's own words about the brand, not a brand's own
@@ -210,18 +246,32 @@ class Mention(Base):
     counted: Mapped[bool] = mapped_column(default=True, server_default=true())
     # An app-store review's stars (1-5); NULL for everything that is not a rated review.
     rating: Mapped[int | None] = mapped_column(SmallInteger)
+    # Text, author handle and name folded for the queue's search (`store.open_queue`);
+    # NULL on mentions already settled when the column came (migration 0014).
+    search_text: Mapped[str | None] = mapped_column(Text)
 
 
 class MentionEvent(Base):
     """Append-only history (ingested, assigned, responded...): response times come from it."""
 
     __tablename__ = "mention_events"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    mention_id: Mapped[int] = mapped_column(ForeignKey("mentions.id"), index=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    mention_id: Mapped[int] = mapped_column(BigId, ForeignKey("mentions.id"), index=True)
     kind: Mapped[str] = mapped_column(String(30))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     actor: Mapped[str | None] = mapped_column(String(100))
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class SlaTally(Base):
+    """How many settled mentions (no longer open, with a deadline) ended `met`, `missed` or
+    `unanswered`, per channel. Kept by database triggers on `mentions` (migration 0012),
+    so the SLA summary reads a few rows instead of counting the whole history."""
+
+    __tablename__ = "sla_tallies"
+    channel: Mapped[str] = mapped_column(String(30), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(10), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class RejectedItem(Base):
@@ -240,9 +290,10 @@ class OutboxAlert(Base):
     """Durable alert queue: one row per mention per state change (dedupe_key is unique)."""
 
     __tablename__ = "alert_outbox"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     dedupe_key: Mapped[str] = mapped_column(String(300), unique=True)
-    mention_id: Mapped[int | None] = mapped_column(ForeignKey("mentions.id"), index=True)
+    mention_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("mentions.id"),
+                                                   index=True)
     sink: Mapped[str] = mapped_column(String(100))
     kind: Mapped[str] = mapped_column(String(30))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -316,5 +367,5 @@ class CustomerContact(Base):
     topic: Mapped[str | None] = mapped_column(String(200))
     summary: Mapped[str] = mapped_column(Text, default="")
     outcome: Mapped[str | None] = mapped_column(String(100))
-    mention_id: Mapped[int | None] = mapped_column(ForeignKey("mentions.id"))
+    mention_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("mentions.id"))
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -7,10 +7,11 @@ share a tzinfo compare by wall clock in Python, which is wrong across a DST chan
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from types import MappingProxyType
+from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
@@ -23,6 +24,10 @@ MINUTES_PER_DAY = 24 * 60
 _SEARCH_DAYS = 3 * 366
 # Hours of an extra open date whose weekday has none configured (a Saturday campaign).
 OPEN_DATE_HOURS = (9 * 60, 18 * 60)
+_ZERO = timedelta(0)
+_Key = TypeVar("_Key")
+_Value = TypeVar("_Value")
+_ONE_DAY = timedelta(days=1)
 
 
 def format_minutes(minutes: int) -> str:
@@ -54,8 +59,25 @@ class BusinessCalendar:
     _holidays_by_year: dict[int, dict[date, tuple[str, str]]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    # Pure functions of the fields above, remembered because every deadline walks the
+    # same few days again (two DST-aware conversions each); bounded by the days ever
+    # asked about, a few hundred a year. day → its open interval in UTC (or None):
+    _intervals: _Remembered[date, tuple[datetime, datetime] | None] = field(
+        init=False, repr=False, compare=False
+    )
+    # (day, minute of the day) → `at(day, minute)`: each day's cutoff, again and again.
+    _instants: _Remembered[tuple[date, int], datetime] = field(
+        init=False, repr=False, compare=False
+    )
+    # (day, +1 or -1) → the next or previous business day.
+    _neighbours: _Remembered[tuple[date, int], date] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "_intervals", _Remembered(self._find_utc_interval))
+        object.__setattr__(self, "_instants", _Remembered(self._find_instant))
+        object.__setattr__(self, "_neighbours", _Remembered(self._find_neighbour))
         if not isinstance(self.tz, ZoneInfo):
             raise TypeError(f"tz must be a zoneinfo.ZoneInfo, got {self.tz!r}")
         hours: dict[int, tuple[int, int]] = {}
@@ -112,7 +134,7 @@ class BusinessCalendar:
         Convert to UTC before testing them for equality: a local time in the repeated
         autumn hour never compares equal to a datetime in another zone (PEP 495).
         """
-        interval = self._utc_interval(day)
+        interval = self._intervals[day]
         if interval is None:
             return None
         return interval[0].astimezone(self.tz), interval[1].astimezone(self.tz)
@@ -120,12 +142,20 @@ class BusinessCalendar:
     def day_status(self, day: date) -> str:
         """Why `day` is open, short or closed, in words (for `listener sla explain`)."""
         hours, status = self._schedule(day)
-        if hours is not None and self._utc_interval(day) is None:
+        if hours is not None and self._intervals[day] is None:
             return "open hours skipped by a DST change"
         return status
 
+    def utc_interval(self, day: date) -> tuple[datetime, datetime] | None:
+        """(opening, closing) of `day` as UTC instants, or None when closed all day."""
+        return self._intervals[day]
+
+    def local_date(self, moment: datetime) -> date:
+        """The calendar day, in the calendar's zone, on which the UTC `moment` falls."""
+        return moment.astimezone(self.tz).date()
+
     def is_business_day(self, day: date) -> bool:
-        return self._utc_interval(day) is not None
+        return self._intervals[day] is not None
 
     def at(self, day: date, minute: int) -> datetime:
         """The instant (UTC) at which the local wall clock first shows `minute` on `day`.
@@ -133,21 +163,31 @@ class BusinessCalendar:
         "24:00" is the next midnight. A wall time skipped by a DST change maps to the
         moment of the jump; a repeated one maps to its first occurrence.
         """
+        return self._instants[(day, minute)]
+
+    def _find_instant(self, day_and_minute: tuple[date, int]) -> datetime:
+        day, minute = day_and_minute
         if minute == MINUTES_PER_DAY:
-            day, minute = day + timedelta(days=1), 0
+            day, minute = day + _ONE_DAY, 0
         wall = datetime.combine(day, time(minute // 60, minute % 60))
         instant = wall.replace(tzinfo=self.tz).astimezone(UTC)
         if instant.astimezone(self.tz).replace(tzinfo=None) == wall:
             return instant
         return self._end_of_gap(wall)
 
+    def is_open_throughout(self, start: datetime, end: datetime) -> bool:
+        """Whether [start, end] lies within one day's opening hours."""
+        start, end = as_utc(start), as_utc(end)
+        interval = self._intervals[self.local_date(start)]
+        return interval is not None and interval[0] <= start and end < interval[1]
+
     def next_business_day(self, day: date) -> date:
         """First open day strictly after `day`."""
-        return self._search(day, 1)
+        return self._neighbours[(day, 1)]
 
     def previous_business_day(self, day: date) -> date:
         """Last open day strictly before `day`."""
-        return self._search(day, -1)
+        return self._neighbours[(day, -1)]
 
     # -- spans of business time ------------------------------------------------------------
 
@@ -157,15 +197,15 @@ class BusinessCalendar:
         Out of hours the clock waits for the next opening; a duration that uses up a
         day's hours exactly ends at that day's closing, not the next opening.
         """
-        if duration < timedelta(0):
+        if duration < _ZERO:
             raise ValueError(f"duration must not be negative, got {duration}")
         cursor = as_utc(start)
         if not duration:
             return cursor
         remaining = duration
-        day = cursor.astimezone(self.tz).date()
+        day = self.local_date(cursor)
         while True:
-            interval = self._utc_interval(day)
+            interval = self._intervals[day]
             if interval is not None and interval[1] > cursor:
                 cursor = max(cursor, interval[0])
                 available = interval[1] - cursor
@@ -181,15 +221,15 @@ class BusinessCalendar:
         09:00, 1h left is reached at Monday's opening, not at Friday's closing (from then
         until Monday 09:00, 1h is also left; the alert belongs where someone can act).
         """
-        if duration < timedelta(0):
+        if duration < _ZERO:
             raise ValueError(f"duration must not be negative, got {duration}")
         cursor = as_utc(end)
         if not duration:
             return cursor
         remaining = duration
-        day = cursor.astimezone(self.tz).date()
+        day = self.local_date(cursor)
         while True:
-            interval = self._utc_interval(day)
+            interval = self._intervals[day]
             if interval is not None and interval[0] < cursor:
                 cursor = min(cursor, interval[1])
                 available = cursor - interval[0]
@@ -201,16 +241,17 @@ class BusinessCalendar:
     def business_time_between(self, a: datetime, b: datetime) -> timedelta:
         """Open time within [a, b); zero if b is not after a."""
         start, end = as_utc(a), as_utc(b)
-        total = timedelta(0)
+        total = _ZERO
         if end <= start:
             return total
-        day, last = start.astimezone(self.tz).date(), end.astimezone(self.tz).date()
+        day, last = self.local_date(start), self.local_date(end)
         while day <= last:
-            interval = self._utc_interval(day)
+            interval = self._intervals[day]
             if interval is not None:
                 overlap = min(interval[1], end) - max(interval[0], start)
-                total += max(overlap, timedelta(0))
-            day += timedelta(days=1)
+                if overlap > _ZERO:
+                    total += overlap
+            day += _ONE_DAY
         return total
 
     # -- internals ------------------------------------------------------------------------
@@ -235,7 +276,7 @@ class BusinessCalendar:
                           f"{format_minutes(self.half_day_close)})")
         return (opens, closes), f"half day: {holiday[1]}"
 
-    def _utc_interval(self, day: date) -> tuple[datetime, datetime] | None:
+    def _find_utc_interval(self, day: date) -> tuple[datetime, datetime] | None:
         hours = self._schedule(day)[0]
         if hours is None:
             return None
@@ -255,10 +296,11 @@ class BusinessCalendar:
                 before = middle
         return after.replace(microsecond=0)
 
-    def _search(self, day: date, step: int) -> date:
+    def _find_neighbour(self, day_and_step: tuple[date, int]) -> date:
+        day, step = day_and_step
         for offset in range(1, _SEARCH_DAYS + 1):
             candidate = day + timedelta(days=step * offset)
-            if self._utc_interval(candidate) is not None:
+            if self._intervals[candidate] is not None:
                 return candidate
         raise ValueError("calendar has no business days")
 
@@ -288,8 +330,22 @@ class BusinessCalendar:
             raise ValueError(f"unknown holiday country {self.holiday_country!r}: {error}") from None
 
 
+class _Remembered(dict[_Key, _Value]):
+    """A pure function's answers by argument, each found by `find` when first asked for."""
+
+    def __init__(self, find: Callable[[_Key], _Value]):
+        super().__init__()
+        self._find = find
+
+    def __missing__(self, key: _Key) -> _Value:
+        value = self[key] = self._find(key)
+        return value
+
+
 def as_utc(moment: datetime) -> datetime:
     """`moment` in UTC; naive datetimes are refused rather than guessed."""
+    if moment.tzinfo is UTC:
+        return moment  # the usual case, and astimezone(UTC) would return it unchanged
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"expected an aware datetime, got naive {moment!r}")
     return moment.astimezone(UTC)

@@ -21,6 +21,7 @@ from typing import Any
 
 from listener.metrics import Metrics
 from listener.models import Author, Mention
+from listener.outage import OutageLog
 from listener.store import Store
 from listener.store.sla import (
     add_events,
@@ -62,6 +63,7 @@ class SlaEngine:
         self.on_fired: Callable[[], Awaitable[None]] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
+        self._outage = OutageLog(log, "the SLA engine", SWEEP_SECONDS)
 
     def wake(self) -> None:
         """New moments may be nearer than the one the timer waits for: look again."""
@@ -72,9 +74,11 @@ class SlaEngine:
             try:
                 await self.fire_due(self.clock.now())
                 delay = await self._seconds_to_next()
-            except Exception:
-                log.exception("SLA engine: a round failed; retrying in %ss", SWEEP_SECONDS)
-                delay = SWEEP_SECONDS
+                self._outage.succeeded()
+            except Exception as exc:
+                if (delay := self._outage.failed(exc)) is None:
+                    log.exception("SLA engine: a round failed; retrying in %ss", SWEEP_SECONDS)
+                    delay = SWEEP_SECONDS
             self._wake.clear()
             if delay > 0:
                 with contextlib.suppress(TimeoutError):

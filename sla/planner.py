@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sla.calendar import BusinessCalendar, as_utc
@@ -15,6 +15,7 @@ from sla.policy import (
     PolicyMatch,
     compute_deadline,
     compute_next_deadline,
+    planned_steps,
     select_policy,
 )
 
@@ -50,10 +51,34 @@ def calendar_from_config(config: Any) -> BusinessCalendar:
     )
 
 
+ZERO = timedelta(0)
+MINUTE = timedelta(minutes=1)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+LAST_OF_MINUTE = MINUTE - timedelta(microseconds=1)
+MEMO_SIZE = 4_096
+"""Minutes remembered; mentions arrive roughly in time order, so recent ones suffice."""
+_SEEN = object()
+_UNSHARED = object()
+
+
 class DeadlinePlanner:
+    """Picks the policy and plans the deadline, memoised per (policy, rule, minute).
+
+    Inside one minute a deadline either stays put (the mention waits for the next
+    opening, or same-day's closing) or moves second for second with the posting time
+    (business time is running). The memo computes a minute's first and last instant; if
+    they agree, or differ by exactly the time between them while the whole minute is
+    open, every mention in that minute gets that answer, shifted where it moves. Anything
+    else (a cutoff, a closing or a warning falling inside the minute) is computed
+    directly. The first mention of a minute is also computed directly: a minute seen
+    once is not worth two extra computations. Only the moments are shared: each answer
+    is explained for its own posting time (the words can name its seconds).
+    """
+
     def __init__(self, policies: Sequence[Policy], calendar: BusinessCalendar):
         self.policies = tuple(policies)
         self.calendar = calendar
+        self._memo: dict[tuple[int, bool, int], object] = {}  # (policy, rule, minute)
 
     @classmethod
     def from_config(cls, config: Any) -> DeadlinePlanner:
@@ -65,14 +90,14 @@ class DeadlinePlanner:
         policy = select_policy(self.policies, facts)
         if policy is None:
             return None
-        return compute_deadline(policy, self.calendar, created_at)
+        return self._memoised(policy, False, created_at, compute_deadline)
 
     def plan_follow_up(self, facts: MentionFacts, written_at: datetime) -> Deadline | None:
         """The deadline of a customer's follow-up after a response (a new clock)."""
         policy = select_policy(self.policies, facts)
         if policy is None:
             return None
-        return compute_next_deadline(policy, self.calendar, written_at)
+        return self._memoised(policy, True, written_at, compute_next_deadline)
 
     def policy_named(self, name: str | None) -> Policy | None:
         return next((policy for policy in self.policies if policy.name == name), None)
@@ -85,3 +110,50 @@ class DeadlinePlanner:
         if policy is None:
             return [Moment("breached", 0, as_utc(deadline_at))]
         return alert_moments(policy, self.calendar, started_at, deadline_at)
+
+    def _memoised(self, policy: Policy, follow_up: bool, posted: datetime,
+                  compute: Callable[[Policy, BusinessCalendar, datetime], Deadline]
+                  ) -> Deadline:
+        posted = as_utc(posted)
+        key = (id(policy), follow_up, (posted - EPOCH) // MINUTE)
+        entry = self._memo.get(key)
+        if entry is None:
+            if len(self._memo) >= MEMO_SIZE:
+                self._memo.clear()
+            self._memo[key] = _SEEN
+            return compute(policy, self.calendar, posted)
+        if entry is _SEEN:
+            entry = self._memo[key] = self._share(policy, EPOCH + key[2] * MINUTE, compute)
+        if entry is _UNSHARED:
+            return compute(policy, self.calendar, posted)
+        first, moves_from = entry  # type: ignore[misc]
+        steps = planned_steps(policy, self.calendar, posted, follow_up)
+        return _shifted(first, ZERO if moves_from is None else posted - moves_from, steps)
+
+    def _share(self, policy: Policy, minute: datetime,
+               compute: Callable[[Policy, BusinessCalendar, datetime], Deadline]) -> object:
+        """(the minute's first answer, the minute when it moves with the posting time,
+        else None), or _UNSHARED when no single answer holds for the whole minute."""
+        first = compute(policy, self.calendar, minute)
+        last = compute(policy, self.calendar, minute + LAST_OF_MINUTE)
+        if _moments(last) == _moments(first):
+            return first, None
+        if (_moments(last) == _moments(_shifted(first, LAST_OF_MINUTE, first.steps))
+                and self.calendar.is_open_throughout(minute, minute + LAST_OF_MINUTE)):
+            return first, minute
+        return _UNSHARED
+
+
+def _moments(deadline: Deadline) -> tuple[object, ...]:
+    """Everything in a deadline but its steps, which are written for each posting time."""
+    return (deadline.deadline_at, deadline.at_risk_at, deadline.warnings, deadline.escalate_at)
+
+
+def _shifted(deadline: Deadline, by: timedelta, steps: Sequence[str]) -> Deadline:
+    """`deadline` with every moment in it `by` later, explained by `steps`."""
+    assert deadline.warnings is not None
+    return Deadline(
+        deadline.policy, deadline.deadline_at + by,
+        None if deadline.at_risk_at is None else deadline.at_risk_at + by, steps,
+        tuple(moment + by for moment in deadline.warnings),
+        None if deadline.escalate_at is None else deadline.escalate_at + by)

@@ -2,22 +2,27 @@
 
 Pure functions of their arguments: `now` is passed in, never read. Every deadline keeps
 the reasoning that produced it (`Deadline.steps`) so `listener sla explain` can show why a
-mention is due when it is, when it warns and when it escalates.
+mention is due when it is, when it warns and when it escalates; the words are written
+when first read, as ingest plans deadlines by the thousand and reads none of them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from functools import lru_cache
 
 from sla.calendar import MINUTES_PER_DAY, BusinessCalendar, as_utc, format_minutes
-from sla.durations import format_duration
+from sla.durations import format_duration as _format_duration
+from sla.steps import LazySteps
 
 SAME_DAY = "same_day"
 # One at-risk threshold: business time left (timedelta) or the fraction of the total left.
 AtRiskLevel = timedelta | float
 SLA_STATES = ("on_track", "at_risk", "breached", "met", "missed")
+format_duration = lru_cache(maxsize=4_096)(_format_duration)
+"""Every deadline's steps name the policy's same few durations."""
 _DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
@@ -43,14 +48,11 @@ class PolicyMatch:
     priorities: frozenset[str] = frozenset()
 
     def matches(self, facts: MentionFacts) -> bool:
-        pairs = (
-            (self.channels, facts.channel),
-            (self.sources, facts.source),
-            (self.languages, facts.lang),
-            (self.segments, facts.segment),
-            (self.priorities, facts.priority),
-        )
-        return all(not allowed or value in allowed for allowed, value in pairs)
+        return ((not self.channels or facts.channel in self.channels)
+                and (not self.sources or facts.source in self.sources)
+                and (not self.languages or facts.lang in self.languages)
+                and (not self.segments or facts.segment in self.segments)
+                and (not self.priorities or facts.priority in self.priorities))
 
 
 @dataclass(frozen=True)
@@ -113,12 +115,13 @@ class Deadline:
     `warnings` are all at-risk moments, sorted and distinct, none before the clock started
     nor after the deadline; `at_risk_at` is the first of them (the dashboard's amber state).
     Left out, `warnings` is just `at_risk_at`. `escalate_at` is None without escalation.
+    `steps` reads as a tuple of lines; computed deadlines write them on first use.
     """
 
     policy: str
     deadline_at: datetime
     at_risk_at: datetime | None
-    steps: tuple[str, ...]
+    steps: Sequence[str]
     warnings: tuple[datetime, ...] | None = None
     escalate_at: datetime | None = None
 
@@ -132,31 +135,33 @@ class Deadline:
 
 def select_policy(policies: Sequence[Policy], facts: MentionFacts) -> Policy | None:
     """The first policy that matches: config order is priority order."""
-    return next((policy for policy in policies if policy.match.matches(facts)), None)
+    for policy in policies:
+        if policy.match.matches(facts):
+            return policy
+    return None
 
 
 def compute_deadline(policy: Policy, calendar: BusinessCalendar, created_at: datetime) -> Deadline:
     """The deadline for a mention posted at `created_at` (the source's time, not ours)."""
-    created = as_utc(created_at)
-    steps = [f"policy {policy.name}", f"posted {_when(calendar, created)}"]
-    deadline_at = _first_response(policy, calendar, created, steps)
-    return _complete(policy, calendar, created, deadline_at, steps)
+    return _plan(policy, calendar, as_utc(created_at), False, None)
 
 
 def compute_next_deadline(policy: Policy, calendar: BusinessCalendar,
                           written_at: datetime) -> Deadline:
     """The deadline for the reply to a customer who wrote again, at `written_at`, after a
     response: `next_response` of business time, or the first_response rule without it."""
-    written = as_utc(written_at)
-    steps = [f"policy {policy.name}",
-             f"next response: the customer wrote again {_when(calendar, written)}"]
-    if policy.next_response is None:
-        steps.append("next response: no next_response set, so the first_response rule applies")
-        deadline_at = _first_response(policy, calendar, written, steps)
-    else:
-        deadline_at = _after_business_time(policy.next_response, calendar, written, steps,
-                                           what="next response ")
-    return _complete(policy, calendar, written, deadline_at, steps)
+    return _plan(policy, calendar, as_utc(written_at), True, None)
+
+
+def planned_steps(policy: Policy, calendar: BusinessCalendar, started: datetime,
+                   follow_up: bool) -> LazySteps:
+    """The explanation of the deadline of a clock started at `started` (UTC), written on
+    first use by planning again, this time with words."""
+    def explain() -> tuple[str, ...]:
+        steps: list[str] = []
+        _plan(policy, calendar, started, follow_up, steps)
+        return tuple(steps)
+    return LazySteps(explain)
 
 
 def warning_moments(
@@ -165,8 +170,7 @@ def warning_moments(
 ) -> tuple[datetime, ...]:
     """The at-risk moments (UTC) of a clock that started at `started_at`: sorted, distinct,
     within [started_at, deadline_at]."""
-    found = _warnings(at_risk, calendar, as_utc(started_at), as_utc(deadline_at))
-    return tuple(sorted({moment for moment, _ in found}))
+    return _warnings(at_risk, calendar, as_utc(started_at), as_utc(deadline_at))
 
 
 def escalation_moment(policy: Policy, calendar: BusinessCalendar,
@@ -203,82 +207,106 @@ def sla_state(
     return "on_track"
 
 
+def _plan(policy: Policy, calendar: BusinessCalendar, started: datetime, follow_up: bool,
+          steps: list[str] | None) -> Deadline:
+    """The deadline of the clock started at `started` (UTC), a follow-up's or the first.
+
+    With `steps`, also writes why into it: one code path for the deadline and its words,
+    so the words cannot tell a different story; without, writes nothing and leaves the
+    steps to be written on first use.
+    """
+    if steps is not None:
+        when = _when(calendar, started)
+        steps += [f"policy {policy.name}", f"next response: the customer wrote again {when}"
+                  if follow_up else f"posted {when}"]
+    if follow_up and policy.next_response is not None:
+        deadline_at = _after_business_time(policy.next_response, calendar, started, steps,
+                                           what="next response ")
+    else:
+        if follow_up and steps is not None:
+            steps.append("next response: no next_response set, so the first_response rule "
+                         "applies")
+        deadline_at = _first_response(policy, calendar, started, steps)
+    rule = (policy.next_response if follow_up and policy.next_response is not None
+            else policy.first_response)
+    # A duration's deadline lies exactly that much business time after the start.
+    total = rule if isinstance(rule, timedelta) else None
+    warnings = _warnings(policy.at_risk, calendar, started, deadline_at, steps, total)
+    escalate_at = escalation_moment(policy, calendar, deadline_at)
+    if escalate_at is not None and steps is not None:
+        steps.append(_escalation_step(policy, calendar, escalate_at))
+    explained = (planned_steps(policy, calendar, started, follow_up) if steps is None
+                 else tuple(steps))
+    return Deadline(policy.name, deadline_at, warnings[0] if warnings else None, explained,
+                    warnings, escalate_at)
+
+
 def _first_response(policy: Policy, calendar: BusinessCalendar, started: datetime,
-                    steps: list[str]) -> datetime:
+                    steps: list[str] | None) -> datetime:
     if isinstance(policy.first_response, timedelta):
         return _after_business_time(policy.first_response, calendar, started, steps)
     return _same_day(policy.cutoff, calendar, started, steps)
 
 
-def _complete(policy: Policy, calendar: BusinessCalendar, started: datetime,
-              deadline_at: datetime, steps: list[str]) -> Deadline:
-    """Add the warnings and the escalation, with their steps, to a computed deadline."""
-    found = _warnings(policy.at_risk, calendar, started, deadline_at)
-    steps.extend(text for _, text in found)
-    warnings = tuple(sorted({moment for moment, _ in found}))
-    escalate_at = escalation_moment(policy, calendar, deadline_at)
-    if escalate_at is not None:
-        assert policy.escalate_after is not None
-        to = f" to {', '.join(policy.escalate_to)}" if policy.escalate_to else ""
-        steps.append(f"escalates{to} {format_duration(policy.escalate_after)} of business "
-                     f"time after the deadline → {_format(escalate_at.astimezone(calendar.tz))}")
-    return Deadline(policy.name, deadline_at, warnings[0] if warnings else None, tuple(steps),
-                    warnings, escalate_at)
-
-
-def _when(calendar: BusinessCalendar, moment: datetime) -> str:
-    local = moment.astimezone(calendar.tz)
-    return f"{local:%Y-%m-%d %H:%M} {calendar.tz.key} ({_DAY_NAMES[local.weekday()]})"
-
-
-def _same_day(
-    cutoff: int | None, calendar: BusinessCalendar, created: datetime, steps: list[str]
-) -> datetime:
-    day = created.astimezone(calendar.tz).date()
-    interval = calendar.open_interval(day)
+def _same_day(cutoff: int | None, calendar: BusinessCalendar, created: datetime,
+              steps: list[str] | None) -> datetime:
+    day = calendar.local_date(created)
+    interval = calendar.utc_interval(day)
     if interval is None:
-        steps.append(f"{day} is not a business day ({calendar.day_status(day)})")
+        if steps is not None:
+            steps.append(f"{day} is not a business day ({calendar.day_status(day)})")
     else:
-        closes = interval[1]
-        cutoff_at, cutoff_text = closes.astimezone(UTC), f"closing time {closes:%H:%M}"
+        closes = cutoff_at = interval[1]
+        by_cutoff = False
         if cutoff is not None:
-            if calendar.at(day, cutoff) <= cutoff_at:
-                cutoff_at = calendar.at(day, cutoff)
-                cutoff_text = f"cutoff {format_minutes(cutoff)}"
-            else:
+            at_cutoff = calendar.at(day, cutoff)
+            if at_cutoff <= closes:
+                cutoff_at, by_cutoff = at_cutoff, True
+            elif steps is not None:
                 status = calendar.day_status(day)
                 reason = "" if status == "open" else f" ({status})"
                 steps.append(f"cutoff {format_minutes(cutoff)} is after closing time "
-                             f"{closes:%H:%M}{reason}, so closing time acts as the cutoff")
+                             f"{closes.astimezone(calendar.tz):%H:%M}{reason}, so closing "
+                             "time acts as the cutoff")
+        if steps is not None:
+            cutoff_text = (f"cutoff {format_minutes(cutoff)}" if by_cutoff and cutoff is not None
+                           else f"closing time {closes.astimezone(calendar.tz):%H:%M}")
         if created < cutoff_at:
-            steps.append(f"before {cutoff_text} on a business day")
-            return _due_at_closing(closes, steps)
-        steps.append(f"at or after {cutoff_text}")
+            if steps is not None:
+                steps.append(f"before {cutoff_text} on a business day")
+            return _due_at_closing(calendar, closes, steps)
+        if steps is not None:
+            steps.append(f"at or after {cutoff_text}")
     day = calendar.next_business_day(day)
-    status = calendar.day_status(day)
-    steps.append(f"next business day: {_DAY_NAMES[day.weekday()]} {day}"
-                 + ("" if status == "open" else f" ({status})"))
-    interval = calendar.open_interval(day)
+    if steps is not None:
+        status = calendar.day_status(day)
+        steps.append(f"next business day: {_DAY_NAMES[day.weekday()]} {day}"
+                     + ("" if status == "open" else f" ({status})"))
+    interval = calendar.utc_interval(day)
     assert interval is not None  # next_business_day only returns open days
-    return _due_at_closing(interval[1], steps)
+    return _due_at_closing(calendar, interval[1], steps)
 
 
-def _due_at_closing(closes: datetime, steps: list[str]) -> datetime:
-    steps.append(f"due at closing time {closes:%H:%M} → {_format(closes)}")
-    return closes.astimezone(UTC)
+def _due_at_closing(calendar: BusinessCalendar, closes: datetime,
+                    steps: list[str] | None) -> datetime:
+    if steps is not None:
+        local = closes.astimezone(calendar.tz)
+        steps.append(f"due at closing time {local:%H:%M} → {_format(local)}")
+    return closes
 
 
 def _after_business_time(
-    duration: timedelta, calendar: BusinessCalendar, created: datetime, steps: list[str],
-    what: str = "",
+    duration: timedelta, calendar: BusinessCalendar, created: datetime,
+    steps: list[str] | None, what: str = "",
 ) -> datetime:
-    steps.append(f"{what}counts {format_duration(duration)} of business time")
     deadline_at = calendar.add_business_time(created, duration)
-    clock_starts = calendar.subtract_business_time(deadline_at, duration)
-    if clock_starts > created:
-        steps.append(f"out of hours: the clock starts at the next opening → "
-                     f"{_format(clock_starts.astimezone(calendar.tz))}")
-    steps.append(f"due → {_format(deadline_at.astimezone(calendar.tz))}")
+    if steps is not None:
+        steps.append(f"{what}counts {format_duration(duration)} of business time")
+        clock_starts = calendar.subtract_business_time(deadline_at, duration)
+        if clock_starts > created:
+            steps.append(f"out of hours: the clock starts at the next opening → "
+                         f"{_format(clock_starts.astimezone(calendar.tz))}")
+        steps.append(f"due → {_format(deadline_at.astimezone(calendar.tz))}")
     return deadline_at
 
 
@@ -287,27 +315,51 @@ def _warnings(
     calendar: BusinessCalendar,
     created: datetime,
     deadline_at: datetime,
-) -> list[tuple[datetime, str]]:
-    """(moment, step) per threshold, in time order; thresholds may share a moment."""
+    steps: list[str] | None = None,
+    total: timedelta | None = None,
+) -> tuple[datetime, ...]:
+    """The at-risk moments, sorted and distinct (thresholds may share one); with `steps`,
+    one step per threshold added in time order. `total`, the business time from `created`
+    to `deadline_at`, is worked out when not known."""
     if not at_risk:
-        return []
-    total = calendar.business_time_between(created, deadline_at)
+        return ()
+    if total is None:
+        total = calendar.business_time_between(created, deadline_at)
     found = []
     for level in at_risk:
-        if isinstance(level, timedelta):
-            left, text = level, f"at risk {format_duration(level)} before"
-        else:
-            left = total * level
-            text = f"at risk when {level * 100:g}% ({format_duration(left)}) is left"
-        if left > total:
-            at_risk_at = created
-            text += f", more than the {format_duration(total)} available: at risk from the start"
-        else:
-            at_risk_at = max(created, calendar.subtract_business_time(deadline_at, left))
-        local, due = at_risk_at.astimezone(calendar.tz), deadline_at.astimezone(calendar.tz)
-        shown = f"{local:%H:%M}" if local.date() == due.date() else _format(local)
-        found.append((at_risk_at, f"{text} → {shown}"))
-    return sorted(found, key=lambda pair: pair[0])
+        left = level if isinstance(level, timedelta) else total * level
+        at_risk_at = (created if left > total
+                      else max(created, calendar.subtract_business_time(deadline_at, left)))
+        found.append((at_risk_at, level, left))
+    if steps is not None:
+        steps.extend(_warning_step(calendar, level, left, total, at_risk_at, deadline_at)
+                     for at_risk_at, level, left in sorted(found, key=lambda one: one[0]))
+    return tuple(sorted({at_risk_at for at_risk_at, _, _ in found}))
+
+
+def _warning_step(calendar: BusinessCalendar, level: AtRiskLevel, left: timedelta,
+                  total: timedelta, at_risk_at: datetime, deadline_at: datetime) -> str:
+    if isinstance(level, timedelta):
+        text = f"at risk {format_duration(level)} before"
+    else:
+        text = f"at risk when {level * 100:g}% ({format_duration(left)}) is left"
+    if left > total:
+        text += f", more than the {format_duration(total)} available: at risk from the start"
+    local, due = at_risk_at.astimezone(calendar.tz), deadline_at.astimezone(calendar.tz)
+    shown = f"{local:%H:%M}" if local.date() == due.date() else _format(local)
+    return f"{text} → {shown}"
+
+
+def _escalation_step(policy: Policy, calendar: BusinessCalendar, escalate_at: datetime) -> str:
+    assert policy.escalate_after is not None
+    to = f" to {', '.join(policy.escalate_to)}" if policy.escalate_to else ""
+    return (f"escalates{to} {format_duration(policy.escalate_after)} of business time after "
+            f"the deadline → {_format(escalate_at.astimezone(calendar.tz))}")
+
+
+def _when(calendar: BusinessCalendar, moment: datetime) -> str:
+    local = moment.astimezone(calendar.tz)
+    return f"{local:%Y-%m-%d %H:%M} {calendar.tz.key} ({_DAY_NAMES[local.weekday()]})"
 
 
 def _format(moment: datetime) -> str:

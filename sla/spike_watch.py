@@ -23,6 +23,7 @@ from typing import Any
 
 from listener.metrics import Metrics
 from listener.models import Author, Mention
+from listener.outage import OutageLog
 from listener.store import Store
 from listener.store.sla import add_outbox_rows
 from listener.store.spike import angriest, lock_spikes, negative_counts, open_spike, start_spike
@@ -58,6 +59,8 @@ class SpikeWatch:
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._outage = OutageLog(log, "the spike watcher", CHECK_SECONDS,
+                                 f"checking again every {CHECK_SECONDS:g}s")
 
     async def check(self, now: datetime) -> int:
         """Look once; returns how many alerts were written (0 unless a spike started)."""
@@ -143,8 +146,11 @@ class SpikeWatch:
             self._wake.clear()
             try:
                 await self.check(self.clock.now())
-            except Exception:
-                log.exception("spike watcher: a check failed; retrying in %ss", CHECK_SECONDS)
+                self._outage.succeeded()
+            except Exception as exc:
+                if self._outage.failed(exc) is None:
+                    log.exception("spike watcher: a check failed; retrying in %ss",
+                                  CHECK_SECONDS)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), WAKE_GAP_SECONDS)
             if self._stop.is_set():

@@ -22,6 +22,15 @@ DETECT_CHARS = 1_000
 NEGATIVE = -0.3
 POSITIVE = 0.3
 BIG_REACH = 10_000
+DEFAULT_LANGUAGES = ("tr", "en", "de", "fr", "es", "ar", "ru")
+LANGUAGE_CACHE = 20_000
+CACHED_TEXT = 280
+"""Detected languages kept per cleaned text (retweets and copy-paste complaints repeat),
+for texts up to a tweet long so the cache stays a few MB."""
+WARM_UP = "Siparişim nerede? Where is my order?"
+"""Detected once at start-up, so lingua loads its Latin-script models then (about 170 MB)
+and not on the first real mention. Lazily: Arabic and Cyrillic text is told by its
+script alone, so their models are never loaded (preloading them all cost 70 MB more)."""
 
 URL = re.compile(r"https?://\S+|www\.\S+", re.IGNORECASE)
 RISK = re.compile(
@@ -49,6 +58,10 @@ def at_least(priority: str, floor: str | None) -> str:
     return min(priority, floor, key=PRIORITIES.index)
 
 
+EnrichInput = tuple[str, int | None, str | None, int | None]
+"""(text, followers, lang_hint, rating), as `Enricher.enrich` takes them."""
+
+
 @dataclass(frozen=True)
 class Enrichment:
     lang: str | None
@@ -66,29 +79,40 @@ def _to_language(code: str) -> Language:
 class Enricher:
     """Built once by the app factory (building the lingua detector is the slow part)."""
 
-    def __init__(
-        self, languages: Sequence[str] = ("tr", "en", "de", "fr", "es", "ar", "ru")
-    ) -> None:
+    def __init__(self, languages: Sequence[str] = DEFAULT_LANGUAGES) -> None:
         self._detector = (
             LanguageDetectorBuilder.from_languages(*(_to_language(c) for c in languages))
             .with_minimum_relative_distance(0.05)
-            .with_preloaded_language_models()
             .build()
         )
+        self._detector.detect_language_of(WARM_UP)
+        self._known: dict[str, str | None] = {}
         self._sentiment = Sentiment()
 
     def detect_language(self, text: str) -> str | None:
         """None when there is too little text to tell; Turkish-only letters (ğ, ı, ş)
         still answer "tr" for a short post lingua will not commit on."""
-        cleaned = NOISE.sub(" ", text[:DETECT_CHARS])
-        if sum(ch.isalpha() for ch in cleaned) < 3:
-            return None
-        found = self._detector.detect_language_of(cleaned)
-        if found is not None:
-            return found.iso_code_639_1.name.lower()
-        if any(ch in "ğĞıİşŞ" for ch in cleaned):
-            return "tr"
-        return None
+        return self.detect_languages([text])[0]
+
+    def detect_languages(self, texts: Sequence[str]) -> list[str | None]:
+        """`detect_language` for many texts: texts seen before come from a cache, the
+        rest go to lingua in one call that spreads them over all cores."""
+        cleaned = [_detectable(text) for text in texts]
+        known = self._known
+        todo = list({c: None for c in cleaned if c is not None and c not in known})
+        found = dict(zip(todo, self._detect(todo), strict=True))
+        answers = [None if c is None else found[c] if c in found else known[c] for c in cleaned]
+        if len(known) + len(found) > LANGUAGE_CACHE:  # after reading: cached answers go too
+            known.clear()
+        known.update((c, lang) for c, lang in found.items() if len(c) <= CACHED_TEXT)
+        return answers
+
+    def _detect(self, cleaned: list[str]) -> list[str | None]:
+        if len(cleaned) == 1:
+            found = [self._detector.detect_language_of(cleaned[0])]
+        else:
+            found = self._detector.detect_languages_in_parallel_of(cleaned) if cleaned else []
+        return [_code(language, text) for language, text in zip(found, cleaned, strict=True)]
 
     def sentiment(self, text: str, lang: str | None) -> float:
         """-1 (angry) .. 1 (pleased); see `listener.pipeline.sentiment`."""
@@ -129,16 +153,49 @@ class Enricher:
         """A source's own language tag (X's "lang") beats guessing from a few words,
         but only when it is a real two-letter code ("und", "qme" and "zxx" are not).
         An app review's star `rating` speaks louder than its words: see `rated`."""
-        text = text or ""
-        if hint_lang and len(hint_lang) == 2 and hint_lang.isascii() and hint_lang.isalpha():
-            lang: str | None = hint_lang.lower()
-        else:
-            lang = self.detect_language(text)
+        return self.enrich_many([(text, followers, hint_lang, rating)])[0]
+
+    def enrich_many(self, inputs: Sequence[EnrichInput]) -> list[Enrichment]:
+        """`enrich` for a batch of (text, followers, lang_hint, rating), in input order;
+        the languages nobody tagged are detected together (see `detect_languages`)."""
+        texts = [text or "" for text, _, _, _ in inputs]
+        hinted = [_hinted(hint) for _, _, hint, _ in inputs]
+        untagged = [t for t, h in zip(texts, hinted, strict=True) if h is None]
+        guess = iter(self.detect_languages(untagged))
+        return [
+            self._enriched(text, followers, hint or next(guess), rating)
+            for text, hint, (_, followers, _, rating) in zip(texts, hinted, inputs, strict=True)
+        ]
+
+    def _enriched(self, text: str, followers: int | None, lang: str | None,
+                  rating: int | None) -> Enrichment:
         sentiment = rated(self.sentiment(text, lang), rating)
         priority = self.priority(text, sentiment, followers)
         if rating is not None and rating <= COMPLAINT_STARS:
             priority = at_least(priority, "high")
         return Enrichment(lang, sentiment, priority)
+
+
+def _hinted(hint: str | None) -> str | None:
+    """A source's tag when it is a real two-letter code, else None (detect instead)."""
+    if hint and len(hint) == 2 and hint.isascii() and hint.isalpha():
+        return hint.lower()
+    return None
+
+
+def _detectable(text: str) -> str | None:
+    """The text lingua should see (links, handles and tags out), or None when fewer than
+    three letters are left to tell a language by."""
+    cleaned = NOISE.sub(" ", (text or "")[:DETECT_CHARS])
+    return cleaned if sum(ch.isalpha() for ch in cleaned) >= 3 else None
+
+
+def _code(found: Language | None, cleaned: str) -> str | None:
+    if found is not None:
+        return found.iso_code_639_1.name.lower()
+    if any(ch in "ğĞıİşŞ" for ch in cleaned):
+        return "tr"
+    return None
 
 
 COMPLAINT_STARS = 2

@@ -7,9 +7,12 @@ the (source, external_id) key turns that re-fetch into duplicates, never double 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+from bisect import bisect_right, insort
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connectors.base import RawItem, Rejected
@@ -17,7 +20,7 @@ from listener.brands import OURS, Brands
 from listener.clock import SystemClock
 from listener.metrics import Metrics
 from listener.models import Mention
-from listener.pipeline.enrich import Enricher
+from listener.pipeline.enrich import Enricher, Enrichment
 from listener.pipeline.noise import NoiseFilter, RepeatLog
 from listener.pipeline.normalize import normalize
 from listener.pipeline.route import Routing
@@ -25,6 +28,7 @@ from listener.router import Decision
 from listener.share_of_voice import sentiment_class
 from listener.store import IngestTx, Store
 from listener.store.ingest import AnsweredMention, AuthorLink
+from listener.store.open_queue import search_text
 from listener.store.routing import ConversationOwner, lock_routing
 from sla.planner import DeadlinePlanner
 from sla.policy import MentionFacts
@@ -52,38 +56,105 @@ class SourceInfo:
     screened: bool = True  # False: our own records (calls), never noise to filter
 
 
-def latest_in_conversation(item: RawItem, source: str, customer_id: int,
-                           earlier: Sequence[Any], window: timedelta,
-                           at: Callable[[Any], datetime]) -> Any:
-    """The latest earlier record (by `at`, not after the item) of the same conversation:
-    the same thread on this source at any time, or the same customer within `window`."""
-    best = None
-    for record in earlier:
-        moment = at(record)
-        if moment > item.created_at:
-            continue
-        same_thread = bool(item.thread) and record.source == source and \
-            record.thread == item.thread
-        same_customer = record.customer_id == customer_id and \
-            item.created_at - moment <= window
-        if (same_thread or same_customer) and (best is None or moment > at(best)):
-            best = record
-    return best
+@dataclass(frozen=True)
+class Prepared:
+    """A batch normalised, without repeats, and enriched: ready for `Pipeline.write`."""
+
+    unique: dict[str, RawItem]  # by external id, first copy kept
+    enriched: dict[str, Enrichment]
+    received: int  # items kept, repeats included
+    quarantined: tuple[Rejected, ...] = ()  # items no later step could handle
+
+
+EARLIEST = datetime(2, 1, 1, tzinfo=UTC)
+LATEST = datetime(9998, 12, 31, tzinfo=UTC)
+"""Times an item may carry: a year's margin from the ends of the calendar, so adding a
+deadline or a window to it, or seeing it in a local time zone, cannot overflow."""
+
+
+def in_range(moment: datetime) -> bool:
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return EARLIEST <= aware <= LATEST
+
+
+def quarantine_out_of_range(items: Iterable[RawItem]
+                            ) -> tuple[list[RawItem], list[Rejected]]:
+    """Items a parser accepted with a real but unusable time (9999-12-31, year 1) are kept
+    in rejected_items, not stored: the deadline step would fail on them, and with it the
+    whole batch at every retry."""
+    kept, rejected = [], []
+    for item in items:
+        if in_range(item.created_at):
+            kept.append(item)
+        else:
+            payload = {"external_id": item.external_id, "channel": item.channel,
+                       "created_at": item.created_at.isoformat(), "text": item.text}
+            rejected.append(Rejected("created_at out of range",
+                                     json.dumps(payload, ensure_ascii=False),
+                                     item.external_id))
+    return kept, rejected
+
+
+class Conversations:
+    """Earlier records of the batch's conversations (owners, answered mentions), indexed
+    by customer and by (source, thread) and kept sorted by time, so the latest earlier
+    record of an item's conversation is two binary searches, not a scan of every record
+    (a scan made a big batch quadratic)."""
+
+    def __init__(self, records: Iterable[Any], at: Callable[[Any], datetime]):
+        self._at = at
+        self._count = 0
+        self._by_customer: dict[Any, list[tuple[datetime, int, Any]]] = defaultdict(list)
+        self._by_thread: dict[tuple[str, str], list[tuple[datetime, int, Any]]] = \
+            defaultdict(list)
+        for record in records:
+            self.add(record)
+
+    def add(self, record: Any) -> None:
+        self._count += 1
+        entry = (self._at(record), -self._count, record)  # equal times: the first added wins
+        insort(self._by_customer[record.customer_id], entry)
+        if record.thread:
+            insort(self._by_thread[(record.source, record.thread)], entry)
+
+    def latest(self, item: RawItem, source: str, customer_id: int | None,
+               window: timedelta) -> Any:
+        """The latest record (by `at`, not after the item) of the same conversation: the
+        same thread on this source at any time, or the same customer within `window`."""
+        best = _last_until(self._by_customer.get(customer_id, ()), item.created_at)
+        if best is not None and item.created_at - best[0] > window:
+            best = None
+        if item.thread:
+            in_thread = _last_until(self._by_thread.get((source, item.thread), ()),
+                                    item.created_at)
+            if in_thread is not None and (best is None or in_thread[:2] > best[:2]):
+                best = in_thread
+        return best[2] if best is not None else None
+
+
+def _last_until(entries: Sequence[tuple[datetime, int, Any]], moment: datetime
+                ) -> tuple[datetime, int, Any] | None:
+    index = bisect_right(entries, (moment, 0))  # every entry's second field is < 0
+    return entries[index - 1] if index else None
 
 
 def find_follow_up(item: RawItem, source: str, customer_id: int,
-                   answered: Sequence[AnsweredMention], window: timedelta) -> int | None:
+                   answered: Sequence[AnsweredMention] | Conversations,
+                   window: timedelta) -> int | None:
     """The answered mention this one follows up (a next-response clock), if any."""
-    found = latest_in_conversation(item, source, customer_id, answered, window,
-                                   at=lambda m: m.first_response_at)
+    if not isinstance(answered, Conversations):
+        answered = Conversations(answered, at=lambda m: m.first_response_at)
+    found = answered.latest(item, source, customer_id, window)
     return found.id if found else None
 
 
 def find_owner(item: RawItem, source: str, customer_id: int,
-               owners: Sequence[ConversationOwner], window: timedelta) -> str | None:
+               owners: Sequence[ConversationOwner] | Conversations,
+               window: timedelta) -> str | None:
     """The agent who has (or last had) this customer's conversation (affinity)."""
-    found = latest_in_conversation(item, source, customer_id, owners, window,
-                                   at=lambda o: o.created_at)
+    if not isinstance(owners, Conversations):
+        owners = Conversations(owners, at=lambda o: o.created_at)
+    found = owners.latest(item, source, customer_id, window)
     return found.assignee if found else None
 
 
@@ -116,6 +187,7 @@ class Pipeline:
             for ch, handles in (brand_accounts or {}).items()
         }
         self.clock = clock or SystemClock()
+        self.enrich_pool: Any = None  # an `EnrichPool`: big batches enriched on more cores
         self.before_commit: Callable[[], None] | None = None
         self.after_commit: Callable[[], None] | None = None
 
@@ -137,18 +209,44 @@ class Pipeline:
     ) -> IngestResult:
         """Store a batch atomically. Items created before `queue_after` (a first poll's
         backfill limit) are kept for history but not queued: no deadline, status ignored."""
-        now = self.clock.now()
+        return await self.write(source, await self.prepare(items), cursor, save_cursor,
+                                rejected, queue_after)
+
+    async def prepare(self, items: Sequence[RawItem]) -> Prepared:
+        """The part of a batch's work that needs no database (normalising, dropping
+        repeats within the batch, enrichment), so it can run while another batch is being
+        written, and never holds up the writer (one at a time on SQLite)."""
+        kept, quarantined = quarantine_out_of_range(map(normalize, items))
         unique: dict[str, RawItem] = {}
-        for item in map(normalize, items):
+        for item in kept:
             unique.setdefault(item.external_id, item)
-        result = IngestResult(rejected=len(rejected), duplicates=len(items) - len(unique))
+        enriched = await self._enrich(list(unique.values()))
+        return Prepared(unique, dict(zip(unique, enriched, strict=True)), len(kept),
+                        tuple(quarantined))
+
+    async def write(
+        self,
+        source: SourceInfo,
+        prepared: Prepared,
+        cursor: str | None = None,
+        save_cursor: bool = False,
+        rejected: Sequence[Rejected] = (),
+        queue_after: datetime | None = None,
+    ) -> IngestResult:
+        """`ingest` of a batch `prepare` made ready: one transaction."""
+        now = self.clock.now()
+        unique, enriched = prepared.unique, prepared.enriched
+        rejected = [*prepared.quarantined, *rejected]
+        result = IngestResult(rejected=len(rejected),
+                              duplicates=prepared.received - len(unique))
         async with self.store.write() as session:
             tx = IngestTx(session, self.phone_region)
             existing = await tx.existing_ids(source.id, unique)
             result.duplicates += len(existing)
             fresh = [item for key, item in unique.items() if key not in existing]
             if fresh:
-                await self._store_fresh(tx, source, fresh, now, queue_after, result)
+                await self._store_fresh(tx, source, fresh, enriched, now, queue_after,
+                                        result)
             tx.record_rejected(source.id, rejected, now)
             if save_cursor:
                 await tx.save_cursor(source.id, source.kind, cursor, now, len(result.stored))
@@ -159,9 +257,15 @@ class Pipeline:
             self.after_commit()
         return result
 
+    async def _enrich(self, items: list[RawItem]) -> list[Enrichment]:
+        inputs = [(i.text, i.author.followers, i.lang, i.rating) for i in items]
+        if self.enrich_pool is not None:
+            return await self.enrich_pool.enrich_many(inputs)
+        return self.enricher.enrich_many(inputs)
+
     async def _store_fresh(self, tx: IngestTx, source: SourceInfo, fresh: list[RawItem],
-                           now: datetime, queue_after: datetime | None,
-                           result: IngestResult) -> None:
+                           enriched: dict[str, Enrichment], now: datetime,
+                           queue_after: datetime | None, result: IngestResult) -> None:
         # First, before any other row is touched: routing is serialised with the backlog
         # drain and other ingests, so no agent goes over max_open (and no lock cycles).
         await lock_routing(tx.session)
@@ -170,14 +274,15 @@ class Pipeline:
         last = await tx.last_assigned()
         away = await tx.away_agents()
         window = self.routing.affinity_window
-        owners = await tx.conversation_owners(
+        owners = Conversations(await tx.conversation_owners(
             {link.customer_id for link in links.values()}, source.id,
             {item.thread for item in fresh if item.thread},
-            min(item.created_at for item in fresh) - window)
-        answered = await tx.answered_conversations(
+            min(item.created_at for item in fresh) - window), at=lambda o: o.created_at)
+        answered = Conversations(await tx.answered_conversations(
             source.id, {link.customer_id for link in links.values()},
             {item.thread for item in fresh if item.thread},
-            min(item.created_at for item in fresh) - self.follow_up_window)
+            min(item.created_at for item in fresh) - self.follow_up_window),
+            at=lambda m: m.first_response_at)
         repeats = RepeatLog.of(await tx.recent_texts(
             {link.author_id for link in links.values()}, self.noise.since(fresh)))
         rows, events = [], {}
@@ -189,13 +294,14 @@ class Pipeline:
             noise = self.noise.reason(item, link.author_id, repeats) if source.screened \
                 else None
             owner = find_owner(item, source.id, link.customer_id, owners, window)
-            values, decision = self._plan(source, item, link, now, queued, loads, last,
-                                          follows, noise, away=away, owner=owner)
+            values, decision = self._plan(source, item, enriched[item.external_id], link, now,
+                                          queued, loads, last, follows, noise, away=away,
+                                          owner=owner)
             if decision is not None and decision.agent_id:
                 loads[decision.agent_id] = loads.get(decision.agent_id, 0) + 1
                 last = decision.agent_id
-                owners.append(ConversationOwner(link.customer_id, source.id, item.thread,
-                                                item.created_at, decision.agent_id))
+                owners.add(ConversationOwner(link.customer_id, source.id, item.thread,
+                                             item.created_at, decision.agent_id))
             rows.append(values)
             events[item.external_id] = self._events(source, item, now, queued, decision,
                                                     values["follow_up_of"], noise,
@@ -217,14 +323,13 @@ class Pipeline:
                     source.id, item.author.handle, item.created_at, item.in_reply_to,
                     item.thread, reply_id=item.external_id, reply_url=item.url)
 
-    def _plan(self, source: SourceInfo, item: RawItem, link: AuthorLink, now: datetime,
-              queued: bool, loads: dict[str, int], last: str | None, follows: int | None,
+    def _plan(self, source: SourceInfo, item: RawItem, enrichment: Enrichment,
+              link: AuthorLink, now: datetime, queued: bool, loads: dict[str, int],
+              last: str | None, follows: int | None,
               noise: str | None = None, *, away: set[str] | None = None,
               owner: str | None = None) -> tuple[dict[str, Any], Decision | None]:
         """The row to insert and the routing decision: enrich, deadline, route. A follow-up
         after a response gets a new clock under the policy's `next_response` rule."""
-        enrichment = self.enricher.enrich(item.text, item.author.followers, item.lang,
-                                          rating=item.rating)
         priority = self.routing.priority_for(enrichment.priority, link.segment)
         values: dict[str, Any] = {
             "source": source.id, "channel": item.channel, "external_id": item.external_id,
@@ -236,6 +341,7 @@ class Pipeline:
             "assignee": None, "sla_policy": None, "deadline_at": None, "at_risk_at": None,
             "next_alert_at": None, "alerts_fired": 0, "follow_up_of": None,
             "rating": item.rating,
+            "search_text": search_text(item.text, item.author.handle, item.author.name),
         }
         # A competitor's mentions are stored, enriched and counted, never queued.
         mine = self.is_brand(item, source)
@@ -281,15 +387,17 @@ class Pipeline:
         return events
 
     def _count(self, source_id: str, result: IngestResult) -> None:
-        for channel in result.channels:
-            self.metrics.ingested.labels(source=source_id, channel=channel).inc()
+        for channel, count in Counter(result.channels).items():
+            self.metrics.ingested.labels(source=source_id, channel=channel).inc(count)
         if result.duplicates:
             self.metrics.duplicates.labels(source=source_id).inc(result.duplicates)
         if result.rejected:
             self.metrics.rejected.labels(source=source_id).inc(result.rejected)
-        for brand, channel, sentiment in result.voices:
+        voices = Counter((brand, channel, sentiment_class(sentiment))
+                         for brand, channel, sentiment in result.voices)
+        for (brand, channel, sentiment), count in voices.items():
             self.metrics.brand_mentions.labels(brand=brand, channel=channel,
-                                               sentiment=sentiment_class(sentiment)).inc()
+                                               sentiment=sentiment).inc(count)
         for mention in result.answered:
             self.metrics.observe_first_response(mention.channel, mention.sla_policy,
                                                 mention.created_at, mention.first_response_at,

@@ -6,7 +6,8 @@ import re
 import unicodedata
 from dataclasses import replace
 
-from connectors.base import RawAuthor, RawItem
+from connectors.base import MAX_FOLLOWERS, RawAuthor, RawItem
+from connectors.text import without_lone_surrogates
 
 MAX_TEXT = 20_000
 CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -15,17 +16,27 @@ CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 def clean_text(text: str) -> str:
     """NFC so 'ş' typed two ways matches one way; control characters can break terminals and
     JSON consumers downstream. Markup is kept as text: escaping happens at every output."""
-    text = CONTROL_CHARS.sub("", unicodedata.normalize("NFC", text)).strip()
-    return text[:MAX_TEXT]
+    return printable(unicodedata.normalize("NFC", text)).strip()[:MAX_TEXT]
+
+
+def printable(value: str) -> str:
+    """Without control characters (PostgreSQL refuses NUL) or halves of surrogate pairs."""
+    return CONTROL_CHARS.sub("", without_lone_surrogates(value))
 
 
 def plain(value: str | None) -> str | None:
-    """Identifiers and addresses without control characters (PostgreSQL refuses NUL)."""
-    return CONTROL_CHARS.sub("", value) if value is not None else None
+    """Identifiers and addresses, printable."""
+    return printable(value) if value is not None else None
+
+
+def identifier(value: str) -> str:
+    """An upstream id with control characters stays distinct and non-empty (stripping
+    them would turn "\\x00" into "", or make two ids one) yet storable everywhere."""
+    return CONTROL_CHARS.sub("\ufffd", without_lone_surrogates(value))
 
 
 def normalize_handle(handle: str) -> str:
-    return CONTROL_CHARS.sub("", handle).strip().lstrip("@").casefold()[:200]
+    return printable(handle).strip().lstrip("@").casefold()[:200]
 
 
 def normalize(item: RawItem) -> RawItem:
@@ -33,16 +44,17 @@ def normalize(item: RawItem) -> RawItem:
     return replace(
         item,
         text=clean_text(item.text),
-        external_id=plain(item.external_id) or item.external_id,
+        external_id=identifier(item.external_id),
         url=plain(item.url),
-        thread=plain(item.thread),
-        in_reply_to=plain(item.in_reply_to),
-        channel=CONTROL_CHARS.sub("", item.channel).strip().lower(),
+        thread=identifier(item.thread) if item.thread is not None else None,
+        in_reply_to=identifier(item.in_reply_to) if item.in_reply_to is not None else None,
+        channel=printable(item.channel).strip().lower(),
         author=RawAuthor(
             handle=normalize_handle(author.handle),
             name=clean_text(author.name)[:200],
             email=plain(author.email.strip().lower()) if author.email else None,
-            followers=author.followers,
+            followers=min(author.followers, MAX_FOLLOWERS) if author.followers else
+            author.followers,
             phone=plain(author.phone.strip()) if author.phone else None,
         ),
     )

@@ -41,6 +41,8 @@ class Routing:
         self.handoff = handoff
         self.affinity_window = affinity_window
         self.segment_priority = dict(segment_priority or {})
+        self._profiles: tuple[list[AgentProfile], frozenset[str], list[AgentProfile]] | None \
+            = None
 
     @classmethod
     def from_config(cls, config: Any) -> Routing:
@@ -61,8 +63,14 @@ class Routing:
         return at_least(priority, self.segment_priority.get(segment or ""))
 
     def profiles(self, away: Collection[str] = ()) -> list[AgentProfile]:
-        """The configured agents, with `available` taken from their stored status."""
-        return [replace(a, available=False) if a.id in away else a for a in self.agents]
+        """The configured agents, with `available` taken from their stored status; kept
+        while the away set is the same (an ingest asks once per mention)."""
+        away = frozenset(away)
+        known = self._profiles
+        if known is None or known[0] is not self.agents or known[1] != away:
+            known = self._profiles = (self.agents, away, [
+                replace(a, available=False) if a.id in away else a for a in self.agents])
+        return known[2]
 
     def decide(
         self,

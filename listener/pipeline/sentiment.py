@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import lru_cache
 
 MAX_CHARS = 20_000
 """Longer texts are cut before analysis so a hostile 10 MB body cannot stall ingest."""
@@ -221,6 +222,12 @@ SARCASM = re.compile(
 """Eye-rolls and "oh great": the praise words around them mean the opposite. Praise in
 scare quotes ("fast shipping" took 12 days) is treated the same way."""
 # fmt: on
+ANY_IDIOM = re.compile("|".join(f"(?:{pattern.pattern})" for pattern, _ in IDIOMS))
+"""Most mentions hold no idiom: one search of this rules out all of them at once."""
+WORD_CACHE = 65_536
+CACHED_WORD = 40
+"""Words repeat across mentions, so each is folded and looked up once, in caches this big;
+longer words (a hostile 20,000-letter "word") are never kept."""
 
 
 def lower(text: str, lang: str | None) -> str:
@@ -241,6 +248,8 @@ class Sentiment:
     def __init__(self) -> None:
         self._exact = {fold(w): v for w, v in LEXICON if not w.endswith("*")}
         self._stems = {fold(w[:-1]): v for w, v in LEXICON if w.endswith("*")}
+        self._lookup = lru_cache(maxsize=WORD_CACHE)(self._lookup_word)
+        self._normal = lru_cache(maxsize=WORD_CACHE)(_normal_word)
 
     def score(self, text: str, lang: str | None) -> float:
         """Lexicon score with negation, intensifiers, "but", caps and "!" (VADER-style),
@@ -255,7 +264,8 @@ class Sentiment:
             if not word:
                 continue
             bare = word.replace("'", "")
-            valence, covered = self._lookup(word)
+            valence, covered = (self._lookup if len(word) <= CACHED_WORD
+                                else self._lookup_word)(word)
             if word in BUT_WORDS:
                 but_at = i
             elif word in INTENSIFIERS:
@@ -287,15 +297,17 @@ class Sentiment:
         """Folded words (letter runs squeezed: "berbaaat" → "berbat") with an ALL-CAPS
         flag and an in-quotes flag, greetings dropped."""
         quotes = [m.span(1) for m in QUOTED.finditer(raw)]
+        normal, turkish = self._normal, lang == "tr"
         words = [
-            (REPEATS.sub(r"\1", fold(lower(m.group(), lang))).replace("’", "'"),
-             _is_caps(m.group()), any(a <= m.start() < b for a, b in quotes))
+            ((normal if len(m.group()) <= CACHED_WORD else _normal_word)(m.group(), turkish),
+             _is_caps(m.group()),
+             bool(quotes) and any(a <= m.start() < b for a, b in quotes))
             for m in WORD.finditer(raw)
         ]
         following = [*words[1:], ("", False, False)]
         return [w for w, n in zip(words, following, strict=False) if (w[0], n[0]) not in GREETED]
 
-    def _lookup(self, word: str) -> tuple[float, int]:
+    def _lookup_word(self, word: str) -> tuple[float, int]:
         """Valence and how many letters of the word the lexicon entry covered."""
         if word in self._exact:
             return self._exact[word], len(word)
@@ -310,10 +322,15 @@ class Sentiment:
         return 0.0, 0
 
 
+def _normal_word(token: str, turkish: bool) -> str:
+    """Lower-cased, folded, letter runs squeezed; `turkish` is `lower`'s lang == "tr"."""
+    return REPEATS.sub(r"\1", fold(lower(token, "tr" if turkish else None))).replace("’", "'")
+
+
 def _idioms(words: list[tuple[str, bool, bool]]) -> list[tuple[str, bool, bool]]:
     """Replace each idiom's words by its one lexicon word (the rest become "")."""
     joined = " ".join(w for w, _, _ in words)
-    if not joined:
+    if not joined or ANY_IDIOM.search(joined) is None:
         return words
     starts, at = [], 0
     for word, _, _ in words:

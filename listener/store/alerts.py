@@ -1,11 +1,13 @@
 """The alert outbox's reads and writes for the delivery worker and `GET /api/v1/alerts`.
 
-Claiming differs by backend, the guarantee does not. On PostgreSQL the due rows are
-locked (`FOR UPDATE SKIP LOCKED`) in a transaction that stays open while they are sent
-and commits their new state, so replicas never send one row twice. On SQLite (one
-process) rows are read, sent, then each outcome is written in a short transaction of its
-own, so a slow webhook never holds the process-wide write lock. Every outcome update
-only touches rows still pending, so a row is recorded as sent at most once.
+The worker reads the due rows, groups them into messages, then claims and sends one
+message at a time. Claiming differs by backend, the guarantee does not. On PostgreSQL a
+message's rows are locked (`FOR UPDATE SKIP LOCKED`) in a transaction that stays open
+while it is sent and commits its outcome at once: replicas never send one row twice, and
+a process killed mid-round repeats at most the message in flight. On SQLite (one
+process) nothing is locked and each outcome is written in a short transaction of its own
+after the send, so a slow webhook never holds the process-wide write lock. Every outcome
+update only touches rows still pending, so a row is recorded as sent at most once.
 """
 
 from __future__ import annotations
@@ -34,10 +36,11 @@ def _still_pending(ids: Collection[int]) -> Any:
 
 
 class Claim:
-    """Due rows, and the way to record what became of them."""
+    """The rows of one message this worker may send (`ids`), and the way to record what
+    became of them."""
 
-    def __init__(self, rows: list[OutboxAlert], session: AsyncSession | None, store: Store):
-        self.rows = rows
+    def __init__(self, ids: set[int], session: AsyncSession | None, store: Store):
+        self.ids = ids
         self._session = session
         self._store = store
 
@@ -62,25 +65,37 @@ class Claim:
             state="failed", attempts=OutboxAlert.attempts + 1, last_error=error))
 
 
-@asynccontextmanager
-async def claim_due(store: Store, now: datetime, sinks: Collection[str],
-                    limit: int = 1000) -> AsyncIterator[Claim]:
-    """Pending rows of these sinks whose next attempt has come, oldest first."""
-    query = (
-        select(OutboxAlert)
-        .where(OutboxAlert.state == "pending", OutboxAlert.sent_at.is_(None),
-               OutboxAlert.next_attempt_at <= now, OutboxAlert.sink.in_(list(sinks)))
-        .order_by(OutboxAlert.created_at, OutboxAlert.id)
-        .limit(limit)
-    )
-    if store.dialect == "postgresql":
-        async with store.write() as session:
-            rows = list(await session.scalars(query.with_for_update(skip_locked=True)))
-            yield Claim(rows, session, store)
-        return
+def _due(now: datetime) -> tuple[Any, ...]:
+    return (OutboxAlert.state == "pending", OutboxAlert.sent_at.is_(None),
+            OutboxAlert.next_attempt_at <= now)
+
+
+async def due_rows(store: Store, now: datetime, sinks: Collection[str],
+                   limit: int = 1000) -> list[OutboxAlert]:
+    """Pending rows of these sinks whose next attempt has come, oldest first. Read, not
+    locked: `claim` takes each message's rows."""
     async with store.read() as session:
-        rows = list(await session.scalars(query))
-    yield Claim(rows, None, store)
+        return list(await session.scalars(
+            select(OutboxAlert)
+            .where(*_due(now), OutboxAlert.sink.in_(list(sinks)))
+            .order_by(OutboxAlert.created_at, OutboxAlert.id)
+            .limit(limit)))
+
+
+@asynccontextmanager
+async def claim(store: Store, ids: Collection[int], now: datetime) -> AsyncIterator[Claim]:
+    """One message's rows, for as long as it is sent and its outcome recorded. On
+    PostgreSQL, rows another replica holds or has already recorded are left out."""
+    if store.dialect != "postgresql":
+        yield Claim(set(ids), None, store)
+        return
+    async with store.write() as session:
+        taken = set(await session.scalars(
+            select(OutboxAlert.id)
+            .where(OutboxAlert.id.in_(list(ids)), *_due(now))
+            .order_by(OutboxAlert.id)
+            .with_for_update(skip_locked=True)))
+        yield Claim(taken, session, store)
 
 
 async def fail_unrouted(store: Store, configured: Collection[str], reason: str) -> int:

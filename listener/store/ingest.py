@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, tuple_
+from sqlalchemy import and_, bindparam, insert, or_, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,8 +25,11 @@ from listener.models import (
     SourceState,
 )
 from listener.store import routing as routing_store
-from listener.store.customers import claim_identities, identity_id
+from listener.store.customers import Identity, identity_id
 from listener.store.queries import open_counts
+
+CHUNK = 500
+"""Keys per `IN (...)` look-up on SQLite: well under its bound-parameter limit."""
 
 
 @dataclass(frozen=True)
@@ -35,14 +39,72 @@ class AuthorLink:
     segment: str | None
 
 
-def _refresh(row: Author, seen: RawAuthor) -> None:
-    """Keep names and reach current; only touch the row when something changed."""
-    if seen.name and seen.name != row.name:
-        row.name = seen.name
-    if seen.followers is not None and seen.followers != row.followers:
-        row.followers = seen.followers
-    if seen.email and not row.email:
-        row.email = seen.email
+def _refreshed(row: Any, seen: RawAuthor) -> dict[str, Any] | None:
+    """An author's names and reach as last seen, or None when nothing changed (the row is
+    then not written). An e-mail once known is kept."""
+    name = seen.name if seen.name and seen.name != row.name else row.name
+    followers = seen.followers if seen.followers is not None else row.followers
+    email = seen.email if seen.email and not row.email else row.email
+    if (name, followers, email) == (row.name, row.followers, row.email):
+        return None
+    return {"author_id": row.id, "new_name": name, "new_followers": followers,
+            "new_email": email}
+
+
+@dataclass(eq=False)
+class NewCustomer:
+    """A customer a new author needs, before it has an id."""
+
+    display_name: str
+    email: str | None
+    id: int | None = None
+
+
+@dataclass
+class NewAuthor:
+    """What one new author joins and claims, decided before anything is written."""
+
+    key: tuple[str, str]
+    author: RawAuthor
+    identities: list[Identity]  # the handle first, then e-mail and phone
+    customer: int | NewCustomer
+    segment: str | None
+    actor: str | None  # auto:crm, auto:email, auto:phone; None for a new customer
+    claims: list[Identity]  # identities nobody held when its turn came
+
+
+def plan_new_authors(new: list[tuple[tuple[str, str], RawAuthor]],
+                     identities: dict[tuple[str, str], list[Identity]],
+                     held: dict[Identity, tuple[int, str | None]],
+                     by_email: dict[str, tuple[Any, str | None]]) -> list[NewAuthor]:
+    """The customer of each new author, in the order given, exactly as linking them one
+    at a time would: each sees the identities and e-mails the ones before it claimed.
+
+    Only strong identifiers link: a handle the CRM import named (`auto:crm`), the same
+    e-mail (`auto:email`) or the same phone (`auto:phone`), in that order of trust, then
+    a customer's own e-mail field. Never a display name: two people called Ali Veli are
+    two customers until someone merges them. `held` and `by_email` are updated.
+    """
+    plans = []
+    for key, author in new:
+        found = identities[key]
+        email = next((value for kind, _, value in found if kind == "email"), None)
+        known = next((i for i in found if i in held), None)
+        customer: int | NewCustomer
+        if known is not None:
+            customer, segment = held[known]
+            actor: str | None = "auto:crm" if known[0] == "handle" else f"auto:{known[0]}"
+        elif email and email in by_email:
+            (customer, segment), actor = by_email[email], "auto:email"
+        else:
+            customer, segment, actor = NewCustomer(author.name or author.handle, email), None, None
+            if email:
+                by_email[email] = (customer, None)
+        claims = [i for i in found if i not in held]
+        for identity in claims:
+            held[identity] = (customer, segment)  # type: ignore[assignment]
+        plans.append(NewAuthor(key, author, found, customer, segment, actor, claims))
+    return plans
 
 
 @dataclass(frozen=True)
@@ -54,26 +116,63 @@ class AnsweredMention:
     first_response_at: datetime
 
 
+def _unnest_insert(table: Any, rows: list[dict[str, Any]], tail: str
+                   ) -> tuple[Any, dict[str, list[Any]]]:
+    """PostgreSQL: the rows as one `INSERT … SELECT FROM unnest(column arrays)`, one
+    statement and one array per column, instead of thousands of bound parameters (half
+    the cost of a batch's mention insert there). Every row has the same keys."""
+    dialect = postgresql.dialect()
+    names = list(rows[0])
+    arrays = ", ".join(f"CAST(:{name} AS {table.c[name].type.compile(dialect=dialect)}[])"
+                       for name in names)
+    statement = text(f"INSERT INTO {table.name} ({', '.join(names)}) "
+                     f"SELECT * FROM unnest({arrays}) {tail}")
+    return statement, {name: [row[name] for row in rows] for name in names}
+
+
 class IngestTx:
     def __init__(self, session: AsyncSession, phone_region: str = "TR"):
         self.session = session
         self.phone_region = phone_region
-        self._insert = (
-            postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
-        )
+        self._postgres = session.bind.dialect.name == "postgresql"
+        self._insert = postgresql.insert if self._postgres else sqlite.insert
 
     async def existing_ids(self, source: str, external_ids: Iterable[str]) -> set[str]:
-        ids = list(set(external_ids))
         found: set[str] = set()
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
+        for chunk in self._chunks(set(external_ids)):
             rows = await self.session.scalars(
                 select(Mention.external_id).where(
-                    Mention.source == source, Mention.external_id.in_(chunk)
-                )
-            )
+                    Mention.source == source, self._one_of(Mention.external_id, chunk)))
             found.update(rows)
         return found
+
+    def _chunks(self, values: Iterable[Any]) -> Iterable[list[Any]]:
+        """Values for `_one_of` look-ups: all at once on PostgreSQL (one array), in
+        slices well under SQLite's bound-parameter limit there."""
+        ordered = sorted(values)
+        size = len(ordered) if self._postgres else CHUNK
+        for start in range(0, len(ordered), size or 1):
+            yield ordered[start:start + size]
+
+    def _grouped(self, keys: Iterable[tuple[Any, ...]]
+                 ) -> Iterable[tuple[tuple[Any, ...], list[Any]]]:
+        """Keys (…, last) as (prefix, chunk of lasts) for `prefix = … AND last IN
+        (chunk)`: the unique indexes lead with the prefix columns, and a look-up by the
+        last column alone would scan the whole table once per chunk."""
+        by_prefix: dict[tuple[Any, ...], set[Any]] = {}
+        for *prefix, last in keys:
+            by_prefix.setdefault(tuple(prefix), set()).add(last)
+        for prefix in sorted(by_prefix):
+            for chunk in self._chunks(by_prefix[prefix]):
+                yield prefix, chunk
+
+    def _one_of(self, column: Any, values: list[Any]) -> Any:
+        """`column IN (values)`. On PostgreSQL the values are written into the statement:
+        one bound parameter per value is slow to send, and a prepared statement's generic
+        plan (made while the table was small) would keep scanning the whole table."""
+        if self._postgres:
+            return column.in_(bindparam(None, values, expanding=True, literal_execute=True))
+        return column.in_(values)
 
     async def answered_conversations(self, source: str, customer_ids: set[int],
                                      threads: set[str], since: datetime
@@ -132,28 +231,20 @@ class IngestTx:
     ) -> dict[tuple[str, str], AuthorLink]:
         """Find or create each author and the customer behind it, keyed by (channel, handle).
 
-        One query finds the known authors of a batch; new ones join an existing customer
-        only on a strong identifier (see `_customer_for`). Inserts tolerate a concurrent
-        writer creating the same row.
+        Set-based: a few statements for the whole batch, whatever its size. New authors
+        are decided one at a time in key order (the order rows are written in, so two
+        writers on PostgreSQL never deadlock), each seeing what the ones before it
+        claimed (see `plan_new_authors`); they join an existing customer only on a
+        strong identifier. Inserts tolerate a concurrent writer creating the same row.
         """
         wanted = {(channel, author.handle): author for channel, author in authors}
-        links: dict[tuple[str, str], AuthorLink] = {}
-        keys = list(wanted)
-        for start in range(0, len(keys), 300):
-            rows = await self.session.execute(
-                select(Author, Customer.segment)
-                .join(Customer, Customer.id == Author.customer_id)
-                .where(tuple_(Author.channel, Author.handle).in_(keys[start : start + 300]))
-            )
-            for row, segment in rows:
-                _refresh(row, wanted[(row.channel, row.handle)])
-                links[(row.channel, row.handle)] = AuthorLink(row.id, row.customer_id, segment)
-        for key, author in sorted(wanted.items()):  # one order: no deadlocks on PostgreSQL
-            if key not in links:
-                links[key] = await self._new_author(key[0], author, now)
+        links = await self._known_authors(wanted)
+        new = sorted((key, author) for key, author in wanted.items() if key not in links)
+        if new:
+            links.update(await self._new_authors(new, now))
         return links
 
-    def _identities(self, channel: str, author: RawAuthor) -> list[tuple[str, str, str]]:
+    def _identities(self, channel: str, author: RawAuthor) -> list[Identity]:
         """The author's strong identifiers, normalised; an unreadable phone is left out."""
         found = [normalise("handle", author.handle, channel)]
         for kind, value in (("email", author.email), ("phone", author.phone)):
@@ -164,97 +255,214 @@ class IngestTx:
                     continue
         return found
 
-    async def _new_author(self, channel: str, author: RawAuthor, now: datetime) -> AuthorLink:
-        identities = self._identities(channel, author)
-        customer_id, segment, actor = await self._customer_for(author, identities, now)
-        values = {
-            "channel": channel,
-            "handle": author.handle,
-            "name": author.name,
-            "followers": author.followers,
-            "email": author.email,
-            "customer_id": customer_id,
-        }
-        author_id = (
+    async def _known_authors(self, wanted: dict[tuple[str, str], RawAuthor]
+                             ) -> dict[tuple[str, str], AuthorLink]:
+        """Links of the authors already stored; names and reach brought up to date."""
+        links: dict[tuple[str, str], AuthorLink] = {}
+        changed = []
+        for (channel,), handles in self._grouped(wanted):
+            rows = await self.session.execute(
+                select(Author.id, Author.channel, Author.handle, Author.customer_id,
+                       Author.name, Author.followers, Author.email, Customer.segment)
+                .join(Customer, Customer.id == Author.customer_id)
+                .where(Author.channel == channel, self._one_of(Author.handle, handles)))
+            for row in rows:
+                key = (row.channel, row.handle)
+                links[key] = AuthorLink(row.id, row.customer_id, row.segment)
+                fresh = _refreshed(row, wanted[key])
+                if fresh is not None:
+                    changed.append(fresh)
+        if changed:
+            table = Author.__table__
             await self.session.execute(
-                self._insert(Author)
-                .values(**values)
-                .on_conflict_do_nothing(index_elements=["channel", "handle"])
-                .returning(Author.id)
-            )
-        ).scalar_one_or_none()
-        if author_id is None:
-            row = (
-                await self.session.execute(
-                    select(Author.id, Author.customer_id).where(
-                        Author.channel == channel, Author.handle == author.handle
-                    )
-                )
-            ).one()
-            return AuthorLink(row.id, row.customer_id, segment)
-        claimed = await claim_identities(self.session, customer_id, identities, now)
-        if actor is not None:
-            handle = identities[0]
-            self.session.add(CustomerLink(
-                action="link", customer_id=customer_id, identity=label(*handle), actor=actor,
-                identity_id=await identity_id(self.session, *handle), at=now,
-                undo={"authors": [author_id], "identities": claimed}))
-        return AuthorLink(author_id, customer_id, segment)
+                update(table).where(table.c.id == bindparam("author_id"))
+                .values(name=bindparam("new_name"), followers=bindparam("new_followers"),
+                        email=bindparam("new_email")),
+                changed)
+        return links
 
-    async def _customer_for(
-        self, author: RawAuthor, identities: list[tuple[str, str, str]], now: datetime
-    ) -> tuple[int, str | None, str | None]:
-        """(customer id, segment, actor of the automatic link or None for a new customer).
+    async def _new_authors(self, new: list[tuple[tuple[str, str], RawAuthor]], now: datetime
+                           ) -> dict[tuple[str, str], AuthorLink]:
+        identities = {key: self._identities(key[0], author) for key, author in new}
+        wanted = {i for found in identities.values() for i in found}
+        held, identity_ids = await self._identity_holders(wanted)
+        by_email = await self._customers_by_email(
+            {v for k, _, v in wanted if k == "email"})
+        plans = plan_new_authors(new, identities, held, by_email)
+        await self._create_customers(plans, now)
+        author_ids = await self._insert_authors(plans)
+        links: dict[tuple[str, str], AuthorLink] = {}
+        for plan in plans:
+            assert isinstance(plan.customer, int)
+            if plan.key in author_ids:
+                links[plan.key] = AuthorLink(author_ids[plan.key], plan.customer, plan.segment)
+        raced = [plan for plan in plans if plan.key not in author_ids]
+        if raced:  # a concurrent writer stored these authors first: theirs stands
+            links.update(await self._stored_links(raced))
+        stored = [plan for plan in plans if plan.key in author_ids]
+        claimed = await self._claim(stored, now)
+        identity_ids.update(claimed)
+        await self._record_links(stored, author_ids, claimed, identity_ids, now)
+        return links
 
-        Only strong identifiers link: a handle the CRM import named (`auto:crm`), the same
-        e-mail (`auto:email`) or the same phone (`auto:phone`). Never a display name: two
-        people called Ali Veli are two customers until someone merges them.
-        """
-        rows = (await self.session.execute(
-            select(CustomerIdentity.kind, Customer.id, Customer.segment)
-            .join(Customer, Customer.id == CustomerIdentity.customer_id)
-            .where(tuple_(CustomerIdentity.kind, CustomerIdentity.channel,
-                          CustomerIdentity.value).in_(identities))
-        )).all()
-        rank = {"handle": 0, "email": 1, "phone": 2}
-        for kind, found_id, segment in sorted(rows, key=lambda r: rank.get(r[0], 3)):
-            return found_id, segment, "auto:crm" if kind == "handle" else f"auto:{kind}"
-        email = next((v for k, _, v in identities if k == "email"), None)
-        if email:
-            row = (await self.session.execute(
-                select(Customer.id, Customer.segment).where(Customer.email == email)
-            )).first()
-            if row is not None:
-                return row.id, row.segment, "auto:email"
-        customer_id = (
-            await self.session.execute(
-                self._insert(Customer)
-                .values(display_name=author.name or author.handle, email=email, created_at=now)
-                .on_conflict_do_nothing(index_elements=["email"])
-                .returning(Customer.id)
-            )
-        ).scalar_one_or_none()
-        if customer_id is None:  # a concurrent writer created the customer of this e-mail
-            return await self._customer_for(author, identities, now)
-        return customer_id, None, None
+    async def _identity_holders(self, identities: set[Identity]
+                                ) -> tuple[dict[Identity, tuple[int, str | None]],
+                                           dict[Identity, int]]:
+        """Who holds each of these identities (customer, segment), and the rows' ids."""
+        held: dict[Identity, tuple[int, str | None]] = {}
+        ids: dict[Identity, int] = {}
+        for (kind, channel), values in self._grouped(identities):
+            rows = await self.session.execute(
+                select(CustomerIdentity.id, CustomerIdentity.kind, CustomerIdentity.channel,
+                       CustomerIdentity.value, Customer.id, Customer.segment)
+                .join(Customer, Customer.id == CustomerIdentity.customer_id)
+                .where(CustomerIdentity.kind == kind, CustomerIdentity.channel == channel,
+                       self._one_of(CustomerIdentity.value, values)))
+            for row_id, kind, channel, value, customer_id, segment in rows:
+                held[(kind, channel, value)] = (customer_id, segment)
+                ids[(kind, channel, value)] = row_id
+        return held, ids
+
+    async def _customers_by_email(self, emails: set[str]
+                                  ) -> dict[str, tuple[int, str | None]]:
+        found: dict[str, tuple[int, str | None]] = {}
+        for chunk in self._chunks(emails):
+            rows = await self.session.execute(
+                select(Customer.email, Customer.id, Customer.segment)
+                .where(self._one_of(Customer.email, chunk)))
+            found.update({email: (customer_id, segment) for email, customer_id, segment in rows})
+        return found
+
+    async def _create_customers(self, plans: list[NewAuthor], now: datetime) -> None:
+        """Give every planned new customer its id. One whose e-mail a concurrent writer
+        took meanwhile becomes a link to that writer's customer (`auto:email`)."""
+        new = list({id(p.customer): p.customer for p in plans
+                    if isinstance(p.customer, NewCustomer)}.values())
+        table = Customer.__table__
+        with_email = sorted((c for c in new if c.email), key=lambda c: c.email or "")
+        if with_email:
+            rows = await self._insert_new(table, [
+                {"display_name": c.display_name, "email": c.email, "created_at": now}
+                for c in with_email], ["email"])
+            made = {email: customer_id for customer_id, email in rows}
+            for customer in with_email:
+                customer.id = made.get(customer.email)  # type: ignore[arg-type]
+            lost = {c.email for c in with_email if c.id is None}
+            if lost:
+                taken = await self._customers_by_email(lost)  # type: ignore[arg-type]
+                for plan in plans:
+                    customer = plan.customer
+                    if isinstance(customer, NewCustomer) and customer.email in taken:
+                        plan.customer, plan.segment = taken[customer.email]
+                        plan.actor = "auto:email"
+        without = [c for c in new if not c.email]
+        if without:
+            ids = await self._ordered_ids(table, [
+                {"display_name": c.display_name, "email": None, "created_at": now}
+                for c in without])
+            for customer, customer_id in zip(without, ids, strict=True):
+                customer.id = customer_id
+        for plan in plans:
+            if isinstance(plan.customer, NewCustomer):
+                plan.customer = plan.customer.id  # type: ignore[assignment]
+
+    async def _ordered_ids(self, table: Any, rows: list[dict[str, Any]]) -> list[int]:
+        """The new rows' ids in the order given. PostgreSQL orders RETURNING itself (a
+        sentinel column SQLAlchemy adds). SQLite hands out ascending rowids in VALUES
+        order under its single writer, so sorting them is the order; SQLAlchemy does not
+        assume that and would insert row by row."""
+        if self._postgres:
+            result = await self.session.execute(
+                insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
+            return list(result.scalars())
+        result = await self.session.execute(insert(table).returning(table.c.id), rows)
+        return sorted(result.scalars())
+
+    async def _insert_authors(self, plans: list[NewAuthor]) -> dict[tuple[str, str], int]:
+        rows = await self._insert_new(Author.__table__, [
+            {"channel": p.key[0], "handle": p.author.handle, "name": p.author.name,
+             "followers": p.author.followers, "email": p.author.email,
+             "customer_id": p.customer} for p in plans], ["channel", "handle"])
+        return {(channel, handle): author_id for author_id, channel, handle in rows}
+
+    async def _insert_new(self, table: Any, rows: list[dict[str, Any]], key: list[str]
+                          ) -> Any:
+        """Insert the rows whose `key` is not taken yet; (id, *key) of those inserted."""
+        if self._postgres:
+            return await self.session.execute(*_unnest_insert(
+                table, rows, f"ON CONFLICT ({', '.join(key)}) DO NOTHING "
+                f"RETURNING id, {', '.join(key)}"))
+        return await self.session.execute(
+            self._insert(table).on_conflict_do_nothing(index_elements=key)
+            .returning(table.c.id, *(table.c[name] for name in key)), rows)
+
+    async def _stored_links(self, plans: list[NewAuthor]) -> dict[tuple[str, str], AuthorLink]:
+        rows = await self.session.execute(
+            select(Author.id, Author.channel, Author.handle, Author.customer_id)
+            .where(tuple_(Author.channel, Author.handle).in_([p.key for p in plans])))
+        segment = {p.key: p.segment for p in plans}
+        return {(channel, handle): AuthorLink(author_id, customer_id, segment[(channel, handle)])
+                for author_id, channel, handle, customer_id in rows}
+
+    async def _claim(self, plans: list[NewAuthor], now: datetime) -> dict[Identity, int]:
+        """Insert the identities each new author claimed; those a concurrent writer holds
+        already are left out (they stay theirs)."""
+        rows = sorted(({"customer_id": p.customer, "kind": kind, "channel": channel,
+                        "value": value, "created_at": now}
+                       for p in plans for kind, channel, value in p.claims),
+                      key=lambda row: (row["kind"], row["channel"], row["value"]))
+        if not rows:
+            return {}
+        result = await self._insert_new(CustomerIdentity.__table__, rows,
+                                        ["kind", "channel", "value"])
+        return {(kind, channel, value): row_id for row_id, kind, channel, value in result}
+
+    async def _record_links(self, plans: list[NewAuthor], author_ids: dict[tuple[str, str], int],
+                            claimed: dict[Identity, int], identity_ids: dict[Identity, int],
+                            now: datetime) -> None:
+        """The audit of each automatic link, with what undoing it needs."""
+        records = []
+        for plan in plans:
+            if plan.actor is None:
+                continue
+            handle = plan.identities[0]
+            if handle not in identity_ids:  # held by a concurrent writer's row
+                identity_ids[handle] = await identity_id(self.session, *handle)
+            records.append({
+                "action": "link", "customer_id": plan.customer, "identity": label(*handle),
+                "actor": plan.actor, "identity_id": identity_ids[handle], "at": now,
+                "undo": {"authors": [author_ids[plan.key]],
+                         "identities": [claimed[i] for i in plan.claims if i in claimed]}})
+        if records:
+            await self.session.execute(insert(CustomerLink.__table__), records)
 
     async def insert_mentions(self, rows: list[dict[str, Any]]) -> dict[str, int]:
         """external_id → new id; rows whose (source, external_id) exists already (a
-        concurrent writer won the race) are left out."""
-        ids: dict[str, int] = {}
-        for start in range(0, len(rows), 200):
-            statement = (
-                self._insert(Mention)
-                .values(rows[start : start + 200])
+        concurrent writer won the race) are left out. SQLite: one executemany, sent as a
+        few multi-row INSERT … RETURNING statements compiled once; PostgreSQL: one
+        statement over column arrays."""
+        if not rows:
+            return {}
+        table = Mention.__table__
+        if self._postgres:
+            result = await self.session.execute(*_unnest_insert(
+                table, rows, "ON CONFLICT (source, external_id) DO NOTHING "
+                "RETURNING id, external_id"))
+        else:
+            result = await self.session.execute(
+                self._insert(table)
                 .on_conflict_do_nothing(index_elements=["source", "external_id"])
-                .returning(Mention.id, Mention.external_id)
-            )
-            ids.update({ext: mid for mid, ext in await self.session.execute(statement)})
-        return ids
+                .returning(table.c.id, table.c.external_id), rows)
+        return {external_id: mention_id for mention_id, external_id in result}
 
     async def add_events(self, events: list[dict[str, Any]]) -> None:
-        if events:
-            await self.session.execute(insert(MentionEvent), events)
+        if not events:
+            return
+        if self._postgres:  # as the JSON column would write it
+            await self.session.execute(*_unnest_insert(MentionEvent.__table__, [
+                {**event, "data": json.dumps(event["data"])} for event in events], ""))
+        else:
+            await self.session.execute(insert(MentionEvent.__table__), events)
 
     def add_event(
         self,
@@ -320,7 +528,7 @@ class IngestTx:
             self.session.add(
                 RejectedItem(
                     source=source,
-                    external_id=item.external_id,
+                    external_id=item.external_id[:200] if item.external_id else None,
                     reason=item.reason[:2000],
                     payload=item.payload,
                     at=now,

@@ -2,7 +2,10 @@
 
 Ordered like the backlog drain (deadline, then priority, then id), so what an agent sees
 first is what the router hands out first. Text search is case- and Turkish-insensitive
-("IADE" and "iade" find "İade"; "sikayet" finds "şikayet") on SQLite and PostgreSQL alike.
+("IADE" and "iade" find "İade"; "sikayet" finds "şikayet") on SQLite and PostgreSQL alike:
+each mention stores its text, author handle and name folded that way (`search_text`,
+written at ingest), so a search is one plain substring test per open mention, with no
+join and no per-letter pattern.
 """
 
 from __future__ import annotations
@@ -10,17 +13,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from listener.models import OPEN_STATUSES, Agent, Author, Customer, Mention
-from listener.store.queries import PRIORITY_RANK, sla_state_condition
+from listener.models import Agent, Author, Customer, Mention
+from listener.store.queries import PRIORITY_RANK, is_open, over_open, sla_state_condition
 
 QUEUE_STATES = ("on_track", "at_risk", "breached", "none")  # none: no deadline applies
 # Letters a search treats as one: case, Turkish dotless/dotted i, and the cedilla/breve
 # forms people drop when typing fast on an English keyboard.
 LETTER_GROUPS = ("aAâÂ", "cCçÇ", "gGğĞ", "iIıİîÎ", "oOöÖ", "sSşŞ", "uUüÜûÛ")
-GLOB_SPECIAL = "*?[]"
+# The groups' non-ASCII letters and the ASCII one each folds to; `str.lower` does the rest.
+FOLDED = [(char, group[0]) for group in LETTER_GROUPS for char in group[1:]
+          if not char.isascii()]
+SEARCH_FIELD_SEPARATOR = "\n"  # a search is never multi-line, so never spans two fields
 
 
 @dataclass(frozen=True)
@@ -48,44 +54,24 @@ class QueuePage:
     total: int  # open mentions matching the filter, on every page
 
 
-def letter_class(char: str) -> str:
-    """Every spelling of one letter a search should accept, e.g. "iIıİîÎ" for "i"."""
-    for group in LETTER_GROUPS:
-        if char in group:
-            return group
-    variants = dict.fromkeys((char, char.lower(), char.upper()))
-    return "".join(v for v in variants if len(v) == 1)
+def fold(text: str) -> str:
+    """Text as a search compares it: "İADE", "ıade" and "iade" all become "iade". (A few
+    `str.replace` calls: ten times quicker than `str.translate` at ingest's pace.)"""
+    if not text.isascii():
+        for letter, base in FOLDED:
+            if letter in text:
+                text = text.replace(letter, base)
+    return text.lower()
 
 
-def glob_pattern(text: str) -> str:
-    """SQLite GLOB (case-sensitive, so each letter becomes a class of its spellings)."""
-    parts = []
-    for char in text:
-        spellings = letter_class(char)
-        if len(spellings) > 1 or char in GLOB_SPECIAL:
-            parts.append(f"[{spellings}]")
-        else:
-            parts.append(char)
-    return "*" + "".join(parts) + "*"
+def search_text(text: str | None, handle: str | None, name: str | None) -> str:
+    """What a mention's `search_text` holds: its text, its author's handle and name."""
+    return SEARCH_FIELD_SEPARATOR.join(fold(part or "") for part in (text, handle, name))
 
 
-def regex_pattern(text: str) -> str:
-    """PostgreSQL `~`: the same classes; anything else literal (a backslash before a
-    character that is not a letter or digit always means the character itself)."""
-    parts = []
-    for char in text:
-        spellings = letter_class(char)
-        if len(spellings) > 1:
-            parts.append(f"[{spellings}]")
-        else:
-            parts.append(char if char.isalnum() else "\\" + char)
-    return "".join(parts)
-
-
-def text_matches(column: Any, text: str, dialect: str) -> ColumnElement[bool]:
-    if dialect == "sqlite":
-        return column.op("GLOB")(glob_pattern(text))
-    return column.op("~")(regex_pattern(text))
+def search_condition(text: str) -> ColumnElement[bool]:
+    """The folded substring test (LIKE with %, _ and / escaped: they are literal)."""
+    return Mention.search_text.contains(fold(text), autoescape=True)
 
 
 def state_condition(state: str, now: Any) -> ColumnElement[bool]:
@@ -94,8 +80,8 @@ def state_condition(state: str, now: Any) -> ColumnElement[bool]:
     return sla_state_condition(state, now)
 
 
-def conditions(flt: QueueFilter, now: Any, dialect: str) -> list[ColumnElement[bool]]:
-    found: list[ColumnElement[bool]] = [Mention.status.in_(OPEN_STATUSES)]
+def conditions(flt: QueueFilter, now: Any) -> list[ColumnElement[bool]]:
+    found: list[ColumnElement[bool]] = [is_open()]
     equal = ((Mention.channel, flt.channel), (Mention.source, flt.source),
              (Mention.assignee, flt.assignee), (Mention.lang, flt.lang),
              (Customer.segment, flt.segment))
@@ -105,46 +91,67 @@ def conditions(flt: QueueFilter, now: Any, dialect: str) -> list[ColumnElement[b
     if flt.sla_state:
         found.append(state_condition(flt.sla_state, now))
     if flt.text:
-        found.append(or_(*(text_matches(column, flt.text, dialect)
-                           for column in (Mention.text, Author.handle, Author.name))))
+        found.append(search_condition(flt.text))
     return found
 
 
-def _joined(query: Any) -> Any:
-    return (query.select_from(Mention)
-            .outerjoin(Author, Author.id == Mention.author_id)
-            .outerjoin(Customer, Customer.id == Mention.customer_id))
+def _joined(query: Any, flt: QueueFilter | None = None) -> Any:
+    """Authors and customers joined in; with a filter, only those it reads from."""
+    query = query.select_from(Mention)
+    if flt is None:
+        query = query.outerjoin(Author, Author.id == Mention.author_id)
+    if flt is None or flt.segment:
+        query = query.outerjoin(Customer, Customer.id == Mention.customer_id)
+    return query
 
 
 async def open_queue(session: AsyncSession, flt: QueueFilter, now: Any, offset: int = 0,
                      limit: int = 50) -> QueuePage:
-    """One page of open mentions, most urgent deadline first, and how many match in all."""
-    where = and_(*conditions(flt, now, session.get_bind().dialect.name))
-    total = await session.scalar(_joined(select(func.count())).where(where))
-    query = (_joined(select(Mention, Author, Customer.segment)).where(where)
-             .order_by(Mention.deadline_at.is_(None), Mention.deadline_at, PRIORITY_RANK,
-                       Mention.id)
-             .offset(offset).limit(limit))
-    rows = [QueueRow(m, a, seg) for m, a, seg in (await session.execute(query)).all()]
-    return QueuePage(rows, total or 0)
+    """One page of open mentions, most urgent deadline first, and how many match in all.
+    The page's ids come from the open mentions' index alone (a text search reads the
+    rows once, counting them on the way); only the page's own rows are then read in full."""
+    where = and_(*conditions(flt, now))
+    urgent_first = (Mention.deadline_at.is_(None), Mention.deadline_at, PRIORITY_RANK,
+                    Mention.id)
+    counted = (func.count().over(),) if flt.text else ()
+    page = (await session.execute(_joined(select(Mention.id, *counted), flt).where(where)
+                                  .order_by(*urgent_first).offset(offset).limit(limit))).all()
+    ids = [row[0] for row in page]
+    if page and flt.text:
+        total = page[0][1]
+    elif not page and offset == 0:
+        total = 0
+    else:
+        total = await session.scalar(_joined(select(func.count()), flt).where(where)) or 0
+    found = {m.id: QueueRow(m, a, seg) for m, a, seg in (await session.execute(
+        _joined(select(Mention, Author, Customer.segment)).where(Mention.id.in_(ids)))).all()}
+    return QueuePage([found[i] for i in ids if i in found], total)
 
 
 async def queue_choices(session: AsyncSession) -> dict[str, list[str]]:
     """What the filter form offers: values present among open mentions, every customer
     segment, and the active agents."""
     choices: dict[str, list[str]] = {}
-    open_mentions = Mention.status.in_(OPEN_STATUSES)
     for name, column in (("channel", Mention.channel), ("source", Mention.source),
                          ("lang", Mention.lang)):
-        values = await session.scalars(select(column).distinct().where(
-            open_mentions, column.is_not(None)).order_by(column))
-        choices[name] = list(values)
-    choices["segment"] = list(await session.scalars(
-        select(Customer.segment).distinct().where(Customer.segment.is_not(None))
-        .order_by(Customer.segment)))
+        values = await session.scalars(over_open(select(column)).group_by(column))
+        choices[name] = sorted(value for value in values if value is not None)
+    choices["segment"] = await distinct_segments(session)
     choices["agent"] = list(await session.scalars(
         select(Agent.id).where(Agent.active).order_by(Agent.id)))
     return choices
+
+
+async def distinct_segments(session: AsyncSession) -> list[str]:
+    """Every customer segment, one index seek per segment (a loose index scan on
+    ix_customers_segment) rather than a pass over every customer."""
+    first = select(func.min(Customer.segment)).scalar_subquery()
+    found = select(first.label("segment")).cte("found", recursive=True)
+    following = select(func.min(Customer.segment)).where(
+        Customer.segment > found.c.segment).scalar_subquery()
+    found = found.union_all(select(following).where(found.c.segment.is_not(None)))
+    values = await session.scalars(select(found.c.segment).where(found.c.segment.is_not(None)))
+    return list(values)
 
 
 async def agent_status(session: AsyncSession, agent_id: str) -> str | None:

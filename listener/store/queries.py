@@ -4,28 +4,39 @@ stored times and `now`, so it is always current without a sweeper rewriting rows
 from __future__ import annotations
 
 import base64
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from listener.models import (
     OPEN_STATUSES,
+    STATUSES,
     Agent,
     Author,
     Customer,
     Mention,
     MentionEvent,
     OutboxAlert,
+    SlaTally,
     SourceState,
 )
 
 SLA_STATES = ("on_track", "at_risk", "breached", "met", "missed")
+SETTLED_STATUSES = tuple(s for s in STATUSES if s not in OPEN_STATUSES)
 PRIORITY_RANK = case(
     {"urgent": 0, "high": 1, "normal": 2, "low": 3}, value=Mention.priority, else_=2
 )
+
+
+def is_open() -> ColumnElement[bool]:
+    """`status IN ('new', 'assigned')` with the values written out, exactly as the partial
+    index ix_mentions_open names them: with bound parameters neither SQLite nor a
+    PostgreSQL generic plan could tell the index applies."""
+    return Mention.status.in_([literal_column(f"'{status}'") for status in OPEN_STATUSES])
 
 
 def sla_state_condition(state: str, now: datetime) -> ColumnElement[bool]:
@@ -73,9 +84,11 @@ def decode_cursor(cursor: str) -> int:
     """Raises ValueError on anything that is not a cursor this API handed out."""
     padded = cursor + "=" * (-len(cursor) % 4)
     text = base64.urlsafe_b64decode(padded.encode()).decode()
-    if not text.startswith("id:"):
+    number = text.removeprefix("id:")
+    if number == text or not (number.isascii() and number.isdigit()) or len(number) > 19 \
+            or int(number) >= 2**63:  # beyond a 64-bit id: no page of ours ends there
         raise ValueError("not a cursor")
-    return int(text[3:])
+    return int(number)
 
 
 def _mention_query() -> Any:
@@ -165,8 +178,8 @@ async def get_customer(
 async def open_counts(session: AsyncSession) -> dict[str, int]:
     """Open mentions per agent: the load routing balances and max_open caps."""
     rows = await session.execute(
-        select(Mention.assignee, func.count())
-        .where(Mention.status.in_(OPEN_STATUSES), Mention.assignee.is_not(None))
+        over_open(select(Mention.assignee, func.count()))
+        .where(Mention.assignee.is_not(None))
         .group_by(Mention.assignee)
     )
     return {agent: count for agent, count in rows}
@@ -178,57 +191,93 @@ async def list_agents(session: AsyncSession) -> list[tuple[Agent, int]]:
     return [(agent, counts.get(agent.id, 0)) for agent in agents]
 
 
-async def count_by_channel_state(
-    session: AsyncSession, now: datetime, where: ColumnElement[bool]
-) -> dict[tuple[str, str | None], int]:
-    state = sla_state_expression(now)
-    rows = await session.execute(
-        select(Mention.channel, state, func.count()).where(where).group_by(Mention.channel, state)
-    )
-    return {(channel, st): count for channel, st, count in rows}
+def over_open(query: Any) -> Any:
+    """The query limited to open mentions, which ix_mentions_open answers alone."""
+    return query.where(is_open())
+
+
+def state_counts(now: datetime) -> Any:
+    """Mentions per status, channel and SLA state as of `now`, and the unassigned new ones,
+    in one pass: conditional counts grouped in the order of ix_mentions_open (no sort)."""
+    per_state = [func.count(case((sla_state_condition(state, now), 1))) for state in SLA_STATES]
+    unassigned = func.count(case((and_(Mention.status == "new", Mention.assignee.is_(None)), 1)))
+    return (select(Mention.channel, func.count(), unassigned, *per_state)
+            .group_by(Mention.status, Mention.channel))
+
+
+async def states_by_channel(session: AsyncSession, query: Any) -> dict[tuple[str, str], int]:
+    """`state_counts` as {(channel, state): n}; state "none" counts those without a
+    deadline, "unassigned" the new ones nobody has (also counted in their state)."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for channel, total, unassigned, *numbers in await session.execute(query):
+        counts.update({(channel, state): n for state, n in zip(SLA_STATES, numbers, strict=True)})
+        counts[(channel, "none")] += total - sum(numbers)
+        counts[(channel, "unassigned")] += unassigned
+    return dict(counts)
 
 
 async def open_by_channel_state(session: AsyncSession, now: datetime) -> dict[tuple[str, str], int]:
-    counts = await count_by_channel_state(session, now, Mention.status.in_(OPEN_STATUSES))
-    return {(channel, st or "none"): count for (channel, st), count in counts.items()}
+    return await states_by_channel(session, over_open(state_counts(now)))
 
 
 async def oldest_open_by_channel(session: AsyncSession) -> dict[str, datetime]:
     rows = await session.execute(
-        select(Mention.channel, func.min(Mention.created_at))
-        .where(Mention.status.in_(OPEN_STATUSES))
-        .group_by(Mention.channel)
+        over_open(select(Mention.channel, func.min(Mention.created_at)))
+        .group_by(Mention.status, Mention.channel)
     )
-    return {channel: oldest for channel, oldest in rows if oldest is not None}
+    oldest: dict[str, datetime] = {}
+    for channel, created_at in rows:
+        if created_at is not None:
+            oldest[channel] = min(created_at, oldest.get(channel, created_at))
+    return oldest
 
 
 async def sla_summary(session: AsyncSession, now: datetime) -> dict[str, Any]:
-    counts = await count_by_channel_state(session, now, Mention.deadline_at.is_not(None))
+    """SLA states of every mention with a deadline, counted without reading the history:
+    open mentions live (their partial index), settled ones from `sla_tallies`; of those,
+    the unanswered whose deadline is still ahead are counted live too (only recent ones),
+    the rest of them are breached."""
     by_state = dict.fromkeys(SLA_STATES, 0)
     by_channel: dict[str, dict[str, int]] = {}
-    for (channel, st), count in counts.items():
-        if st is None:
-            continue
-        by_state[st] += count
-        by_channel.setdefault(channel, dict.fromkeys(SLA_STATES, 0))[st] += count
-    unassigned = await session.scalar(
-        select(func.count())
-        .select_from(Mention)
-        .where(Mention.status == "new", Mention.assignee.is_(None))
-    )
-    open_count = await session.scalar(
-        select(func.count()).select_from(Mention).where(Mention.status.in_(OPEN_STATUSES))
-    )
+
+    def add(channel: str, state: str, count: int) -> None:
+        if count and state in by_state:
+            by_state[state] += count
+            by_channel.setdefault(channel, dict.fromkeys(SLA_STATES, 0))[state] += count
+
+    open_count = unassigned_count = 0
+    for (channel, st), count in (await open_by_channel_state(session, now)).items():
+        add(channel, st, count)
+        if st == "unassigned":
+            unassigned_count += count
+        else:
+            open_count += count
+    unanswered: dict[str, int] = {}
+    for tally in await session.scalars(select(SlaTally)):
+        if tally.outcome == "unanswered":
+            unanswered[tally.channel] = tally.count
+        else:
+            add(tally.channel, tally.outcome, tally.count)
+    ahead = await states_by_channel(session, state_counts(now).where(
+        Mention.status.in_(SETTLED_STATUSES), Mention.deadline_at > now,
+        Mention.first_response_at.is_(None)))
+    for (channel, st), count in ahead.items():
+        if st in ("on_track", "at_risk"):
+            add(channel, st, count)
+            unanswered[channel] = unanswered.get(channel, 0) - count
+    for channel, count in unanswered.items():
+        add(channel, "breached", count)
     return {
         "states": by_state,
         "channels": by_channel,
-        "unassigned": unassigned or 0,
-        "open": open_count or 0,
+        "unassigned": unassigned_count,
+        "open": open_count,
     }
 
 
 async def pending_alerts(session: AsyncSession) -> int:
-    query = select(func.count()).select_from(OutboxAlert).where(OutboxAlert.state == "pending")
+    query = select(func.count()).select_from(OutboxAlert).where(
+        OutboxAlert.sent_at.is_(None), OutboxAlert.state == "pending")  # unsent: an index range
     return await session.scalar(query) or 0
 
 

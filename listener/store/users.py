@@ -13,7 +13,10 @@ from listener.models import User
 from listener.web.access import ROLES
 from listener.web.access import User as SignedIn
 
-HASHER = PasswordHasher()
+HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+"""OWASP's argon2id minimum (19 MiB, 2 passes, 1 lane): argon2-cffi's default takes 64 MiB
+per sign-in, which was the server's whole memory peak; older hashes still verify and are
+re-hashed with these settings at the next sign-in."""
 # Verified against when the name is unknown, so a wrong name costs as long as a wrong
 # password and response times do not tell which names exist.
 _DUMMY_HASH = HASHER.hash("not a password of anyone")

@@ -32,15 +32,18 @@ def setup_web(app: web.Application) -> None:
         webhooks,
     )
     from listener.web.auth import token_middleware
-    from listener.web.errors import error_middleware
+    from listener.web.body_limit import body_limit_middleware
+    from listener.web.errors import WEB_OUTAGE, RefusalLog, error_middleware
     from listener.web.session import setup_access
 
     app[JINJA] = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
         autoescape=jinja2.select_autoescape(("html",), default=True),
     )
+    app[WEB_OUTAGE] = RefusalLog()
     app.middlewares.extend([error_middleware, token_middleware])
     setup_access(app, app[SERVICES].config.server)
+    app.middlewares.append(body_limit_middleware)  # innermost: after the credential checks
     login.setup_throttle(app)
     for module in (api, customers, sources, alerts, webhooks, health, openapi, dashboard,
                    mention_page, login, admin_users, team, reports_page,

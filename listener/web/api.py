@@ -34,6 +34,7 @@ from responders.platform import CannotSend
 routes = web.RouteTableDef()
 MAX_LIMIT = 500
 MAX_ID = 2**31 - 1
+MAX_MENTION_ID = 2**63 - 1  # mention ids are 64-bit (customers and the rest are not)
 MAX_REASON = 1000  # an ignore reason is a sentence, not a document
 
 
@@ -41,9 +42,10 @@ def services(request: web.Request) -> Services:
     return request.app[SERVICES]
 
 
-def int_param(request: web.Request, name: str) -> int:
+def int_param(request: web.Request, name: str, maximum: int = MAX_ID) -> int:
     value = request.match_info[name]
-    if not (value.isascii() and value.isdigit()) or len(value) > 10 or int(value) > MAX_ID:
+    if not (value.isascii() and value.isdigit()) or len(value) > len(str(maximum)) \
+            or int(value) > maximum:
         raise APIError(404, "not_found", f"{name} must be a number, got {value[:40]!r}")
     return int(value)
 
@@ -51,8 +53,9 @@ def int_param(request: web.Request, name: str) -> int:
 def actor(body: dict[str, Any]) -> str:
     """Who acted (`by`), recorded in the mention's history; `api` when not given."""
     by = body.get("by")
-    if by is not None and (not isinstance(by, str) or len(by) > 100):
-        raise APIError(422, "invalid", "by must be a string of at most 100 characters")
+    if by is not None and (not isinstance(by, str) or len(by) > 100 or "\x00" in by):
+        raise APIError(422, "invalid", "by must be a string of at most 100 characters, "
+                                       "without NUL")
     return by or "api"
 
 
@@ -120,7 +123,7 @@ async def list_mentions(request: web.Request) -> web.Response:
 @routes.get("/api/v1/mentions/{id}")
 async def get_mention(request: web.Request) -> web.Response:
     svc = services(request)
-    mention_id = int_param(request, "id")
+    mention_id = int_param(request, "id", MAX_MENTION_ID)
     now = svc.clock.now()
     async with svc.store.read() as session:
         row = await q.get_mention(session, mention_id)
@@ -139,7 +142,7 @@ async def get_mention(request: web.Request) -> web.Response:
 
 async def _act(request: web.Request, action: Any, **kwargs: Any) -> web.Response:
     """Run one agent action in a transaction and answer with the updated mention."""
-    mention_id = int_param(request, "id")
+    mention_id = int_param(request, "id", MAX_MENTION_ID)
     with store_errors():
         row = await act(request, mention_id, action, **kwargs)
     return web.json_response(mention_json(*row, services(request).clock.now()))
@@ -191,8 +194,9 @@ async def reply_mention(request: web.Request) -> web.Response:
     """Draft from a tone template (or take the agent's text) and, with send, post it
     through the source's connector; a sent reply is the first response."""
     svc = services(request)
-    mention_id = int_param(request, "id")
+    mention_id = int_param(request, "id", MAX_MENTION_ID)
     body = await json_body(request)
+    by = actor(body)
     text, template, send = body.get("text"), body.get("template"), body.get("send", False)
     if not isinstance(send, bool) or any(
         v is not None and not isinstance(v, str) for v in (text, template)
@@ -213,7 +217,7 @@ async def reply_mention(request: web.Request) -> web.Response:
         return web.json_response({"draft": text, "sent": False})
     try:
         with store_errors():
-            sent, updated = await send_and_record(request, row, text, actor(body))
+            sent, updated = await send_and_record(request, row, text, by)
     except TooLong as exc:
         raise APIError(422, "too_long", f"{exc}; shorten it (nothing was sent)") from None
     except CannotSend as exc:
@@ -232,7 +236,7 @@ async def draft_reply(request: web.Request) -> web.Response:
     """A reply drafted from the intent's tone template, with its length and the
     channel's limit; nothing is stored or sent."""
     svc = services(request)
-    mention_id = int_param(request, "id")
+    mention_id = int_param(request, "id", MAX_MENTION_ID)
     intent, lang = request.query.get("intent"), request.query.get("lang")
     if not intent:
         raise APIError(400, "bad_request", "give ?intent=, one of GET /api/v1/templates")

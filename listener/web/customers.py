@@ -37,12 +37,13 @@ def _limit(request: web.Request) -> int:
 
 
 def _text(body: dict[str, Any], key: str, limit: int, required: bool = True) -> str | None:
+    """An optional field left blank counts as not given, as `by` does on mentions."""
     value = body.get(key)
-    if value is None and not required:
+    if not required and (value is None or (isinstance(value, str) and not value.strip())):
         return None
-    if not isinstance(value, str) or not value.strip() or len(value) > limit:
+    if not isinstance(value, str) or not value.strip() or len(value) > limit or "\x00" in value:
         raise APIError(422, "invalid", f"{key} must be a non-empty string of at most "
-                                       f"{limit} characters")
+                                       f"{limit} characters, without NUL")
     return value
 
 

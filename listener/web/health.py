@@ -1,4 +1,5 @@
-"""Liveness, readiness and the Prometheus scrape."""
+"""Liveness, readiness and the Prometheus scrape; and how long a caller is asked to wait
+while the database is down (a 503 the caller retries, never a 500)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,14 @@ from listener import db
 from listener.services import SERVICES
 
 routes = web.RouteTableDef()
+# How long a caller is asked to wait while the database is unreachable: a restart or a
+# fail-over usually takes seconds, and webhook senders retry on 503 with this hint.
+RETRY_AFTER_SECONDS = 5
+
+
+def unavailable(reason: str) -> web.Response:
+    return web.json_response({"status": "unavailable", "reason": reason}, status=503,
+                             headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 @routes.get("/healthz")
@@ -20,14 +29,9 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     store = request.app[SERVICES].store
     if not await store.ping():
-        return web.json_response(
-            {"status": "unavailable", "reason": "database unreachable"}, status=503
-        )
+        return unavailable("database unreachable")
     if not await db.at_head(store.engine):
-        return web.json_response(
-            {"status": "unavailable", "reason": "migrations pending: run `listener migrate`"},
-            status=503,
-        )
+        return unavailable("migrations pending: run `listener migrate`")
     return web.json_response({"status": "ready"})
 
 

@@ -18,7 +18,7 @@ from listener.services import SERVICES
 from listener.store import customers as c
 from listener.store.actions import Conflict, Invalid, NotFound, assign, ignore, mark_responded
 from listener.web.access import current_user, requires
-from listener.web.api import MAX_REASON
+from listener.web.api import MAX_MENTION_ID, MAX_REASON
 from listener.web.i18n import translator
 from listener.web.mention_actions import TooLong, act, send_and_record, why_no_sending
 from listener.web.mention_compose import compose, composer_box, draft_lang
@@ -28,7 +28,7 @@ from responders.drafts import LANGS, UnknownTemplate
 from responders.platform import CannotSend
 
 routes = web.RouteTableDef()
-MENTION = "/mentions/{id:[0-9]{1,10}}"
+MENTION = "/mentions/{id:[0-9]{1,19}}"  # any 64-bit id; above 2**63 - 1: 404
 MAX_NOTE = 10_000
 MAX_REPLY = 40_000  # above every platform's limit; the channel limit is checked too
 
@@ -76,7 +76,10 @@ class ActionFailed(Exception):
 
 
 def mention_id_of(request: web.Request) -> int:
-    return int(request.match_info["id"])
+    mention_id = int(request.match_info["id"])
+    if mention_id > MAX_MENTION_ID:
+        raise web.HTTPNotFound(text=f"mention {mention_id} does not exist")
+    return mention_id
 
 
 async def view_or_404(request: web.Request, older: str | None = None) -> MentionView:

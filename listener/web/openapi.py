@@ -14,13 +14,14 @@ from aiohttp import web
 from connectors.meta import META_SIGNATURE_HEADER
 from connectors.webhook import SIGNATURE_HEADER
 from listener.models import STATUSES
+from listener.services import SERVICES
 from listener.store.alerts import STATES as ALERT_STATES
 from listener.store.queries import SLA_STATES
 from listener.web.alerts import MAX_LIMIT as MAX_ALERTS
-from listener.web.api import MAX_LIMIT
+from listener.web.api import MAX_ID, MAX_LIMIT, MAX_MENTION_ID
 from listener.web.openapi_schemas import COMPONENTS, STRING, Schema, enum, error, ref
 from responders.alerts.base import ALERT_KINDS
-from responders.drafts import LANGS
+from responders.drafts import ALIASES, INTENTS, LANGS
 
 routes = web.RouteTableDef()
 
@@ -51,9 +52,23 @@ def query(name: str, schema: Schema, description: str) -> Schema:
             "description": description}
 
 
+def or_empty(schema: Schema) -> Schema:
+    """A filter that an empty value (`?status=`) leaves off, as if not given."""
+    if "enum" in schema:
+        return {**schema, "enum": [*schema["enum"], ""]}
+    return {"anyOf": [schema, {"const": ""}]}
+
+
+TEXT: Schema = {"type": "string", "pattern": "^[^\\u0000]*$",
+                "description": "no NUL characters (400)"}
+CURSOR: Schema = {"type": "string", "format": "cursor", "pattern": "^[A-Za-z0-9_-]*=*$",
+                  "description": "opaque: only a `next_cursor` this API returned is one "
+                                 "(400 bad_cursor otherwise)"}
+
+
 PATH_PARAMETERS: dict[str, Schema] = {
     "id": {"name": "id", "in": "path", "required": True,
-           "schema": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+           "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID},
            "description": "numeric id; anything else is a 404"},
     "source_id": {"name": "source_id", "in": "path", "required": True,
                   "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.-]+$"},
@@ -61,35 +76,44 @@ PATH_PARAMETERS: dict[str, Schema] = {
     "agent_id": {"name": "agent_id", "in": "path", "required": True,
                  "schema": {"type": "string"}, "description": "agent id (agents[].id)"},
 }
+MENTION_ID: Schema = {**PATH_PARAMETERS["id"],
+                      "schema": {"type": "integer", "minimum": 0, "maximum": MAX_MENTION_ID}}
+
+
+def path_parameter(path: str, name: str) -> Schema:
+    """Mention ids are 64-bit; customers, links and the rest are not."""
+    if name == "id" and path.startswith("/api/v1/mentions/"):
+        return MENTION_ID
+    return PATH_PARAMETERS[name]
+
+
 MENTION_FILTERS = (
-    query("status", {"type": "string", "enum": list(STATUSES)}, "only this status"),
-    query("channel", STRING, "only this channel"),
-    query("source", STRING, "only this source id"),
-    query("assignee", STRING, "only mentions assigned to this agent id"),
-    query("sla_state", {"type": "string", "enum": list(SLA_STATES)},
-          "only this SLA state, as of now"),
-    query("q", STRING, "text or author handle contains this, ignoring case"),
+    query("status", or_empty(enum(STATUSES)), "only this status"),
+    query("channel", TEXT, "only this channel"),
+    query("source", TEXT, "only this source id"),
+    query("assignee", TEXT, "only mentions assigned to this agent id"),
+    query("sla_state", or_empty(enum(SLA_STATES)), "only this SLA state, as of now"),
+    query("q", TEXT, "text or author handle contains this, ignoring case"),
     query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 50},
           "page size"),
-    query("cursor", {"type": "string", "pattern": "^[A-Za-z0-9_-]+=*$"},
-          "`next_cursor` of the previous page (opaque)"),
+    query("cursor", CURSOR, "`next_cursor` of the previous page"),
 )
 CUSTOMER_FILTERS = (
-    query("q", STRING, "part of a name, handle, e-mail or external id; a phone in any format"),
-    query("segment", STRING, "only this segment, e.g. vip"),
+    query("q", TEXT, "part of a name, handle, e-mail or external id; a phone in any format"),
+    query("segment", TEXT, "only this segment, e.g. vip"),
     query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 50},
           "page size"),
-    query("cursor", STRING, "next_cursor of the previous page"),
+    query("cursor", CURSOR, "next_cursor of the previous page"),
 )
 TIMELINE_PAGE = (
     query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 50},
           "timeline page size"),
-    query("cursor", STRING, "the timeline's next_cursor of the previous page"),
+    query("cursor", {**CURSOR, "format": "timeline-cursor"},
+          "the timeline's next_cursor of the previous page"),
 )
 ALERT_FILTERS = (
-    query("state", {"type": "string", "enum": list(ALERT_STATES)},
-          "only alerts in this delivery state"),
-    query("kind", {"type": "string", "enum": list(ALERT_KINDS)}, "only this kind of alert"),
+    query("state", or_empty(enum(ALERT_STATES)), "only alerts in this delivery state"),
+    query("kind", or_empty(enum(ALERT_KINDS)), "only this kind of alert"),
     query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_ALERTS, "default": 50},
           "how many, newest first"),
 )
@@ -99,7 +123,7 @@ DRAFT_PARAMETERS = (
      "description": "an intent of GET /api/v1/templates, e.g. apology"},
     query("lang", enum(LANGS), "the draft's language; default the mention's, else en"),
 )
-LOCAL_DATE: Schema = {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
+LOCAL_DATE: Schema = or_empty({"type": "string", "format": "date"})
 REPORT_RANGE = (
     query("from", LOCAL_DATE, "first local day (YYYY-MM-DD, the configured time zone), "
                               "included; default six days before `to`"),
@@ -107,13 +131,13 @@ REPORT_RANGE = (
 )
 SIGNATURE = {
     "name": SIGNATURE_HEADER, "in": "header", "required": False,
-    "schema": {"type": "string", "pattern": "^sha256=[0-9a-f]{64}$"},
+    "schema": {"type": "string", "description": "anything else is a 401"},
     "description": ("`webhook` sources: sha256=<hex HMAC-SHA256 of the raw body, keyed with "
                     "the source secret>"),
 }
 META_SIGNATURE = {
     "name": META_SIGNATURE_HEADER, "in": "header", "required": False,
-    "schema": {"type": "string", "pattern": "^sha256=[0-9a-f]{64}$"},
+    "schema": {"type": "string", "description": "anything else is a 401"},
     "description": ("`instagram` and `facebook` sources (sent by Meta): sha256=<hex "
                     "HMAC-SHA256 of the raw body, keyed with the source's app_secret>"),
 }
@@ -141,6 +165,7 @@ class Operation:
     description: str = ""
     repeat_status: int | None = None  # answered, with the same body, to a repeated request
     media: str = "application/json"  # of the success body
+    database: bool = True  # reads or writes it, so may answer 503 while it is unreachable
 
 
 OPERATIONS = (
@@ -194,7 +219,7 @@ OPERATIONS = (
                            "template wins over the file. Nothing is stored or sent.")),
     Operation("get", "/api/v1/templates", "listTemplates", "mentions",
               "Reply intents, languages and each channel's length limit", 200,
-              ref("TemplateCatalog")),
+              ref("TemplateCatalog"), database=False),
     Operation("get", "/api/v1/agents", "listAgents", "directory",
               "Active agents and their open load", 200, ref("AgentList")),
     Operation("post", "/api/v1/agents/{agent_id}/status", "setAgentStatus", "directory",
@@ -285,17 +310,29 @@ OPERATIONS = (
               "Meta's subscription handshake: answers hub.challenge", 200,
               {"type": "string", "description": "hub.challenge, as text/plain"},
               {403: ("forbidden",), 404: ("unknown_source",)}, HUB_PARAMETERS, bearer=False,
-              media="text/plain",
+              media="text/plain", database=False,
               description=("For `instagram` and `facebook` sources: the challenge is "
                            "answered only when hub.mode is subscribe and hub.verify_token "
                            "equals the source's verify_token; 403 otherwise.")),
     Operation("get", "/api/v1/openapi.json", "openapi", "meta", "This document", 200,
-              {"type": "object"}, bearer=False),
+              {"type": "object"}, bearer=False, database=False),
 )
 
 
 def _json(schema: Schema) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
+
+
+# Shared by every operation that touches the database: webhook senders and API clients
+# keep the request and send it again after Retry-After (a resent webhook is stored once).
+UNAVAILABLE = {
+    "description": "The database is unreachable; send the same request again after "
+                   "Retry-After seconds",
+    "headers": {"Retry-After": {"description": "Seconds to wait before trying again",
+                                "required": True,
+                                "schema": {"type": "integer", "minimum": 1}}},
+    "content": _json(error("unavailable")),
+}
 
 
 def _operation(op: Operation) -> dict[str, Any]:
@@ -311,6 +348,8 @@ def _operation(op: Operation) -> dict[str, Any]:
                                   "content": _json(error(*codes))}
         if status == 429:
             responses[str(status)]["headers"] = RETRY_AFTER
+    if op.database:
+        responses["503"] = {"$ref": "#/components/responses/Unavailable"}
     responses["default"] = {"description": "Any other failure: 405 method_not_allowed, "
                                            "500 internal (details in the server log)",
                             "content": _json(ref("Error"))}
@@ -319,7 +358,8 @@ def _operation(op: Operation) -> dict[str, Any]:
         "operationId": op.operation_id,
         "tags": [op.tag],
         "summary": op.summary,
-        "parameters": [PATH_PARAMETERS[name] for name in names] + list(op.parameters),
+        "parameters": [path_parameter(op.path, name) for name in names] +
+                      list(op.parameters),
         "responses": responses,
     }
     if op.description:
@@ -339,10 +379,24 @@ an opaque `cursor`: pass the previous page's `next_cursor` until it is null.
 Times are ISO 8601 with offset, in UTC. New fields may be added to any object."""
 
 
-def document() -> dict[str, Any]:
+def with_intents(paths: dict[str, Any], components: dict[str, Schema],
+                 intents: tuple[str, ...]) -> dict[str, Schema]:
+    """Name the intents this deployment has (built-in, aliases, operator-added files), so
+    a template name the document allows is one the service can draft from."""
+    names = enum(intents, "an intent of GET /api/v1/templates")
+    draft = paths["/api/v1/mentions/{id}/draft"]["get"]
+    draft["parameters"] = [{**p, "schema": names} if p["name"] == "intent" else p
+                           for p in draft["parameters"]]
+    reply = components["ReplyRequest"]
+    by_template = {"required": ["template"], "properties": {"template": names}}
+    return {**components, "ReplyRequest": {**reply, "anyOf": [reply["anyOf"][0], by_template]}}
+
+
+def document(intents: tuple[str, ...] = (*INTENTS, *ALIASES)) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
         paths.setdefault(op.path, {})[op.method] = _operation(op)
+    components = with_intents(paths, COMPONENTS, intents)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Listener API", "version": "1", "description": DESCRIPTION},
@@ -352,11 +406,13 @@ def document() -> dict[str, Any]:
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                            "description": "a token from server.api_tokens"}},
-            "schemas": COMPONENTS,
+            "schemas": components,
+            "responses": {"Unavailable": UNAVAILABLE},
         },
     }
 
 
 @routes.get("/api/v1/openapi.json")
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(document())
+    composer = request.app[SERVICES].composer
+    return web.json_response(document((*composer.intents(), *ALIASES)))

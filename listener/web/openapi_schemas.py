@@ -464,7 +464,9 @@ AUTHOR_IN = record("Who wrote a pushed mention", {
                        "description": "links the author to a customer by phone, any format"}),
 }, optional=("name", "email", "followers", "phone"))
 
-BY: Schema = nullable({**STRING, "maxLength": 100,
+NO_NUL = "^[^\\u0000]*$"  # PostgreSQL cannot store NUL in text: refused with a 422
+WORDS = "^[^\\u0000]*[^\\u0000\\s][^\\u0000]*$"  # something besides spaces, and no NUL
+BY: Schema = nullable({**STRING, "maxLength": 100, "pattern": NO_NUL,
                        "description": 'who acts, recorded in the history; default "api"'})
 
 ASSIGN_BODY = record("Assign, reassign or unassign", {
@@ -501,12 +503,13 @@ REPLY_BODY = record(
            {"required": ["template"],
             "properties": {"template": {"type": "string", "pattern": "^[a-z0-9_-]{1,50}$"}}}],
 )
-API_BY: Schema = nullable({**STRING, "maxLength": 100,
+API_BY: Schema = nullable({**STRING, "maxLength": 100, "pattern": NO_NUL,
                            "description": 'who acts, recorded as api:<by> in the audit'})
 IDENTITY_BODY = record("Link an identity to the customer", {
     "kind": enum(("handle", "email", "phone", "crm")),
-    "value": {**STRING, "minLength": 1, "maxLength": 320},
-    "channel": nullable({**STRING, "maxLength": 30, "description": "needed for a handle"}),
+    "value": {**STRING, "minLength": 1, "maxLength": 320, "pattern": WORDS},
+    "channel": nullable({**STRING, "maxLength": 30, "pattern": NO_NUL,
+                         "description": "needed for a handle"}),
     "by": API_BY,
 }, optional=("channel", "by"))
 MERGE_BODY = record("Merge another customer into this one", {
@@ -520,8 +523,8 @@ SPLIT_BODY = record("Split one identity (and its account's mentions) off", {
 UNDO_BODY = record("Undo a link, merge or split", {"by": API_BY}, optional=("by",))
 NOTE_BODY = record("A note or an offer for the customer's timeline", {
     "kind": {**enum(("note", "offer")), "default": "note"},
-    "text": {**STRING, "minLength": 1, "maxLength": 10000},
-    "author": nullable({**STRING, "maxLength": 100}),
+    "text": {**STRING, "minLength": 1, "maxLength": 10000, "pattern": WORDS},
+    "author": nullable({**STRING, "maxLength": 100, "pattern": NO_NUL}),
 }, optional=("kind", "author"))
 CONTACT_BODY = record("One call-centre call of the customer", {
     "phone": {**STRING, "maxLength": 40,

@@ -9,7 +9,6 @@ the role its handler asks for. Every unsafe request must carry the session's CSR
 from __future__ import annotations
 
 import hashlib
-import hmac
 import logging
 import secrets
 from typing import Any
@@ -20,6 +19,7 @@ from aiohttp_session import Session, get_session
 from aiohttp_session import setup as setup_sessions
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
+from connectors.webhook import same_secret
 from listener.config import ServerConfig
 from listener.services import SERVICES
 from listener.store import users
@@ -107,8 +107,8 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
             return _sign_in_first(request)
         if not user.can(role):
             return render(request, "denied.html", status=403, role=role)
-    if request.method not in SAFE_METHODS and not hmac.compare_digest(
-            (await submitted_token(request)).encode(), request[CSRF_TOKEN].encode()):
+    if request.method not in SAFE_METHODS and not same_secret(
+            request[CSRF_TOKEN], await submitted_token(request)):
         return render(request, "denied.html", status=403, role=None, csrf=True)
     return await handler(request)
 

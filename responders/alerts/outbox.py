@@ -1,7 +1,8 @@
 """The alert delivery worker: sends what the SLA engine wrote to the outbox.
 
-Each round claims the due rows, groups each sink's rows created within its
-`group_window` into one message, sends, and records the outcome of every row:
+Each round reads the due rows, groups each sink's rows created within its
+`group_window` into one message, and claims, sends and records one message at a time
+(`listener/store/alerts.py`):
 - delivered → `sent` (with `delivered_in`, the id of the group's first row, when the
   message carried several alerts);
 - 5xx, timeout, connection error → retried with exponential backoff (5s, 10s, 20s …
@@ -10,8 +11,9 @@ Each round claims the due rows, groups each sink's rows created within its
 
 Guarantee, honestly: exactly-once in our records (an outcome only updates rows still
 pending), at-least-once to the service. If the process dies after the service took a
-message but before its rows are recorded, that message is sent again. The webhook sink
-carries `dedupe_key` so a receiver can drop the repeat; chat users may see it twice.
+message but before its rows are recorded, that message (only that one) is sent again.
+The webhook sink carries `dedupe_key` so a receiver can drop the repeat; chat users may
+see it twice.
 """
 
 from __future__ import annotations
@@ -19,14 +21,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from listener.metrics import Metrics
 from listener.models import OutboxAlert
+from listener.outage import OutageLog
+from listener.redact import Redactor
 from listener.store import Store
-from listener.store.alerts import Claim, claim_due, fail_unrouted, pending_count
+from listener.store.alerts import Claim, claim, due_rows, fail_unrouted, pending_count
 from responders.alerts import build_sink
 from responders.alerts.base import Alert, Sink, SinkError, SinkRateLimited, SinkRefused
 from responders.alerts.grouping import by_sink, group_alerts
@@ -37,6 +42,7 @@ FIRST_RETRY = timedelta(seconds=5)
 MAX_RETRY = timedelta(minutes=10)
 CLAIM_LIMIT = 1000
 DRAIN_SECONDS = 15.0
+OUTAGE_RETRY_SECONDS = 5.0
 
 
 def backoff(attempts: int) -> timedelta:
@@ -71,6 +77,7 @@ class AlertOutbox:
         self._resume_at: dict[str, datetime] = {}
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self._outage = OutageLog(log, "alert delivery", OUTAGE_RETRY_SECONDS)
 
     @classmethod
     def from_config(cls, config: Any, store: Store, metrics: Metrics, clock: Any
@@ -88,53 +95,71 @@ class AlertOutbox:
         async with self._round:
             while active := [name for name in self.sinks
                              if self._resume_at.get(name, now) <= now]:
-                async with claim_due(self.store, now, active, CLAIM_LIMIT) as claim:
-                    for sink_name, alerts in by_sink([as_alert(r) for r in claim.rows]).items():
-                        sent += await self._deliver_sink(claim, self.sinks[sink_name], alerts,
-                                                         now)
-                if len(claim.rows) < CLAIM_LIMIT:
+                rows = await due_rows(self.store, now, active, CLAIM_LIMIT)
+                recorded = 0
+                for sink_name, alerts in by_sink([as_alert(r) for r in rows]).items():
+                    outcomes = await self._deliver_sink(self.sinks[sink_name], alerts, now)
+                    sent += outcomes["sent"]
+                    recorded += sum(outcomes.values())
+                if len(rows) < CLAIM_LIMIT or not recorded:  # the rest: other replicas'
                     break
             async with self.store.read() as session:
                 self.metrics.outbox_pending.set(await pending_count(session))
         return sent
 
-    async def _deliver_sink(self, claim: Claim, sink: Sink, alerts: list[Alert],
-                            now: datetime) -> int:
-        """One message per group. After a failure worth retrying the sink's other groups
-        are left pending until the retry time: no point hammering a service that is down
-        or asked us to wait."""
-        sent = 0
+    async def _deliver_sink(self, sink: Sink, alerts: list[Alert], now: datetime
+                            ) -> Counter[str]:
+        """One message per group, each claimed and recorded on its own; returns how many
+        rows ended sent, failed and retried. After a failure worth retrying the sink's
+        other groups are left pending until the retry time: no point hammering a service
+        that is down or asked us to wait."""
+        outcomes: Counter[str] = Counter()
         for group in group_alerts(alerts, sink.config.group_window, sink.limits.max_group):
-            ids = [a.id for a in group]
-            attempts = max(a.attempts for a in group) + 1
-            try:
-                await sink.deliver(group, now)
-            except SinkRefused as exc:
-                log.warning("alert sink %s refused %d alert(s) for good: %s", sink.name,
-                            len(group), exc)
-                await claim.failed(ids, str(exc))
-                self._count(sink, group, "failed")
-            except SinkError as exc:
-                at = next_attempt(exc, attempts, now)
-                log.info("alert sink %s: %d alert(s) not delivered (%s); next try at %s",
-                         sink.name, len(group), exc, at.isoformat())
-                await claim.retry(ids, at, str(exc))
-                self._count(sink, group,
-                            "rate_limited" if isinstance(exc, SinkRateLimited) else "retry")
-                self._resume_at[sink.name] = at
+            async with claim(self.store, [a.id for a in group], now) as taken:
+                group = [a for a in group if a.id in taken.ids]  # not another replica's
+                outcome = await self._deliver_group(taken, sink, group, now) if group \
+                    else "taken"
+            if outcome == "taken":
+                continue
+            outcomes[outcome] += len(group)
+            if outcome == "retry":
                 break
-            except Exception as exc:  # a bug in one sink must not stop the others
-                log.exception("alert sink %s crashed; retrying later", sink.name)
-                at = now + backoff(attempts)
-                await claim.retry(ids, at, f"internal error ({type(exc).__name__})")
-                self._count(sink, group, "retry")
-                self._resume_at[sink.name] = at
-                break
-            else:
-                await claim.sent(ids, now, group[0].id if len(group) > 1 else None)
-                self._count(sink, group, "sent")
-                sent += len(group)
-        return sent
+        return outcomes
+
+    async def _deliver_group(self, claim: Claim, sink: Sink, group: list[Alert],
+                             now: datetime) -> str:
+        """Send one message and record its rows' outcome: sent, failed or retry."""
+        ids = [a.id for a in group]
+        attempts = max(a.attempts for a in group) + 1
+        try:
+            await sink.deliver(group, now)
+        except SinkRefused as exc:
+            reason = Redactor.of(sink.config)(str(exc))  # the answer may quote its URL
+            log.warning("alert sink %s refused %d alert(s) for good: %s", sink.name,
+                        len(group), reason)
+            await claim.failed(ids, reason)
+            self._count(sink, group, "failed")
+            return "failed"
+        except SinkError as exc:
+            at = next_attempt(exc, attempts, now)
+            reason = Redactor.of(sink.config)(str(exc))
+            log.info("alert sink %s: %d alert(s) not delivered (%s); next try at %s",
+                     sink.name, len(group), reason, at.isoformat())
+            await claim.retry(ids, at, reason)
+            self._count(sink, group,
+                        "rate_limited" if isinstance(exc, SinkRateLimited) else "retry")
+            self._resume_at[sink.name] = at
+            return "retry"
+        except Exception as exc:  # a bug in one sink must not stop the others
+            log.exception("alert sink %s crashed; retrying later", sink.name)
+            at = now + backoff(attempts)
+            await claim.retry(ids, at, f"internal error ({type(exc).__name__})")
+            self._count(sink, group, "retry")
+            self._resume_at[sink.name] = at
+            return "retry"
+        await claim.sent(ids, now, group[0].id if len(group) > 1 else None)
+        self._count(sink, group, "sent")
+        return "sent"
 
     def _count(self, sink: Sink, group: list[Alert], outcome: str) -> None:
         for alert in group:
@@ -154,14 +179,20 @@ class AlertOutbox:
                         "marked failed", unrouted)
         while not self._stopping:
             self._wake.clear()
+            pause = POLL_SECONDS
             try:
                 await self.run_once(self.clock.now())
-            except Exception:
-                log.exception("alert delivery round failed; retrying in %ss", POLL_SECONDS)
+                self._outage.succeeded()
+            except Exception as exc:
+                outage_retry = self._outage.failed(exc)
+                if outage_retry is None:
+                    log.exception("alert delivery round failed; retrying in %ss",
+                                  POLL_SECONDS)
+                pause = outage_retry or POLL_SECONDS
             if self._stopping:
                 break
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+                await asyncio.wait_for(self._wake.wait(), pause)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name="alert-outbox")

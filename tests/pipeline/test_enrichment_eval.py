@@ -108,3 +108,13 @@ def test_angry_customers_are_found(
     recall = negatives.count("negative") / len(negatives)
     print(f"\n{name} negative recall: {recall:.3f}")
     assert recall >= THRESHOLDS[name][2]
+
+
+def test_batches_score_the_sets_as_one_at_a_time(
+        results: tuple[str, list[tuple[dict, str | None, str]]]) -> None:
+    """The ingest path enriches in batches (cached, parallel language detection): the
+    figures above hold for it too."""
+    _, results = results
+    batch = Enricher().enrich_many([(row["text"], None, None, None) for row, _, _ in results])
+    assert [(found.lang, sign(found.sentiment)) for found in batch] == [
+        (lang, got) for _, lang, got in results]

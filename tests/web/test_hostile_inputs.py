@@ -5,6 +5,7 @@ them, so each of these once reached the database as a 500 there."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -72,3 +73,20 @@ async def push_raw(client: Any, body: bytes) -> Any:
 
     return await client.post("/api/v1/webhooks/site-form", data=body, headers={
         "X-Listener-Signature": sign(SECRET, body), "Content-Type": "application/json"})
+
+
+async def test_an_undecodable_csrf_header_is_refused_not_a_500(client: Any,
+                                                               services: Any) -> None:
+    """aiohttp hands undecodable header bytes over as surrogates; comparing them with the
+    session's token must still be a plain 403."""
+    await login_as(client, services, "agent", agent_id="ayse")
+    cookies = client.session.cookie_jar.filter_cookies(client.make_url("/"))
+    cookie = "; ".join(f"{key}={morsel.value}" for key, morsel in cookies.items())
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(b"POST /queue/status HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n"
+                 b"Cookie: " + cookie.encode() + b"\r\nX-CSRF-Token: \xff\xfe\xfa\r\n"
+                 b"Connection: close\r\n\r\n")
+    await writer.drain()
+    status_line = await reader.readline()
+    writer.close()
+    assert status_line.split()[1] == b"403", status_line

@@ -14,6 +14,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 from connectors.base import Batch, RawAuthor, RawItem, ReplyRefused, ReplyTarget, SentReply
 from connectors.webhook import SIGNATURE_HEADER, AuthorIn, MentionIn, sign
+from listener import db
 from listener.app import init_app
 from listener.web.openapi import document
 from tests.conftest import MONDAY_10, make_config
@@ -154,6 +155,8 @@ class Contract:
                 f"{method.upper()} {path} answered {status}, which the document does not "
                 "declare")
             spec = declared[str(status)]
+            if "$ref" in spec:  # a response shared through components/responses
+                spec = self.strict["components"]["responses"][spec["$ref"].split("/")[-1]]
         else:
             assert str(status) not in declared
             spec = declared["default"]
@@ -235,8 +238,56 @@ async def test_every_answer_is_one_the_document_declares(aiohttp_client: Any, se
     await meta_webhooks(api)  # last: its mention would change the counts above
     wrong_method = await client.delete(MENTIONS, headers=AUTH)
     await api.expect(wrong_method, "get", MENTIONS, 405, documented=False)
+    await database_down(api, services, ids)  # last: the database is gone after it
 
     assert api.declared() - api.seen == set(), "declared but never produced by the test"
+
+
+# operationId -> (path values, query, JSON body): a request only the database can refuse.
+WHILE_DOWN: dict[str, tuple[dict[str, Any], dict[str, str] | None, Any]] = {
+    "listMentions": ({}, None, None),
+    "getMention": ({"id": 1}, None, None),
+    "assignMention": ({"id": 1}, None, {"agent": "ayse"}),
+    "respondMention": ({"id": 1}, None, {"note": "called back"}),
+    "ignoreMention": ({"id": 1}, None, {"reason": "spam"}),
+    "replyMention": ({"id": 1}, None, {"text": "hi"}),
+    "draftReply": ({"id": 1}, {"intent": "apology"}, None),
+    "listAgents": ({}, None, None),
+    "setAgentStatus": ({"agent_id": "john"}, None, {"status": "away"}),
+    "listCustomers": ({}, None, None),
+    "getCustomer": ({"id": 1}, None, None),
+    "addCustomerIdentity": ({"id": 1}, None, {"kind": "email", "value": "a@example.com"}),
+    "mergeCustomers": ({"id": 1}, None, {"from": 2}),
+    "splitCustomer": ({"id": 1}, None, {"identity": 1}),
+    "undoCustomerLink": ({"id": 1}, None, {}),
+    "addCustomerNote": ({"id": 1}, None, {"text": "called"}),
+    "addCustomerContact": ({"id": 1}, None, {}),
+    "slaSummary": ({}, None, None),
+    "shareOfVoice": ({}, None, None),
+    "listSources": ({}, None, None),
+    "listAlerts": ({}, None, None),
+}
+
+
+async def database_down(api: Contract, services: Any, ids: dict[str, int]) -> None:
+    """Every operation that touches the database answers 503 with Retry-After while it
+    cannot be reached (here: a database file in a directory that does not exist), so a
+    client retries instead of giving up on a 500."""
+    await services.store.close()
+    services.store.__init__(db.create_engine("sqlite+aiosqlite:////nonexistent/listener.db"))
+    for path, operations in api.doc["paths"].items():
+        for method, operation in operations.items():
+            if "503" not in operation["responses"]:
+                continue
+            if operation["operationId"] == "pushMentions":
+                refused = await signed_push(api, [mention("down-1")], 503, body_valid=True)
+            else:
+                values, params, body = WHILE_DOWN[operation["operationId"]]
+                refused = await api.call(method, path, 503, params=params, json_body=body,
+                                         **values)
+            assert refused["error"]["code"] == "unavailable"
+    retry = await api.client.get(MENTIONS, headers=AUTH)
+    assert int(retry.headers["Retry-After"]) > 0
 
 
 async def ingest(api: Contract, services: Any) -> None:
@@ -367,7 +418,7 @@ async def reply(api: Contract, ids: dict[str, int], platform: MastodonDouble) ->
                             id=pushed)
     assert cannot["error"]["code"] == "cannot_send"
     for body, valid in (({}, False), ({"text": "", "template": None}, False),
-                        ({"text": "hi", "send": "yes"}, False), ({"template": "nope"}, True),
+                        ({"text": "hi", "send": "yes"}, False), ({"template": "nope"}, False),
                         ({"template": "No Such"}, False)):
         await api.call("post", REPLY, 422, json_body=body, body_valid=valid, id=pushed)
     await api.call("post", REPLY, 404, json_body={"text": "hi"}, id=999999)
@@ -607,3 +658,27 @@ def test_the_document_is_well_formed() -> None:
         assert name in doc["components"]["schemas"], name
     operation_ids = [op["operationId"] for ops in doc["paths"].values() for op in ops.values()]
     assert len(operation_ids) == len(set(operation_ids))
+
+
+async def test_every_api_route_wants_a_known_token_and_every_405_says_what_is_allowed(
+        aiohttp_client: Any, services: Any) -> None:
+    """Walks the router: each Bearer route refuses no token and a wrong one with 401 (the
+    webhook and this document are open), and a method a path does not take is a 405
+    whose Allow lists the methods the document gives for it."""
+    client = await aiohttp_client(init_app(services, background=False))
+    doc = document()
+    for path, operations in doc["paths"].items():
+        concrete = path.format(id=1, source_id="site-form", agent_id="ayse")
+        for method, operation in operations.items():
+            for headers in ({}, {"Authorization": "Bearer not-a-token"}):
+                response = await client.request(method.upper(), concrete, headers=headers)
+                if operation.get("security") == []:
+                    assert response.status != 401 or method == "post", (method, path)
+                else:
+                    assert response.status == 401, (method, path, headers)
+                    assert (await response.json())["error"]["code"] == "unauthorized"
+        refused = await client.request("PATCH", concrete, headers=AUTH)
+        assert refused.status == 405, path
+        allowed = {m.strip().lower() for m in refused.headers["Allow"].split(",")}
+        assert allowed - {"head"} == set(operations), path
+        assert (await refused.json())["error"]["code"] == "method_not_allowed"

@@ -1,0 +1,112 @@
+"""Enrichment spread over a worker process, so a big batch uses both cores.
+
+Language detection and sentiment are pure CPU work in Python; in the serving process
+they compete with the database writes for one core. A large batch is therefore cut in
+shares: the worker processes enrich theirs while this process does its own, then the
+answers are put back in input order. Small batches (a webhook, one poll) stay inline,
+where starting or talking to a worker would cost more than it saves.
+
+Each worker builds its own `Enricher` once (lingua's models are loaded per process), in
+a spawned process: the parent holds lingua's threads, and forking a threaded process is
+unsafe. A worker that dies (killed, out of memory) is replaced and the batch it held is
+enriched inline, so a crash costs time, never mentions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import multiprocessing
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from listener.pipeline.enrich import DEFAULT_LANGUAGES, Enricher, EnrichInput, Enrichment
+
+__all__ = ["EnrichPool"]
+
+log = logging.getLogger(__name__)
+
+POOL_FROM = 500
+"""Batches smaller than this are enriched inline."""
+
+_worker_enricher: list[Enricher] = []
+"""The worker process's own Enricher, set by `_start_worker` (empty in the parent)."""
+
+
+def _start_worker(languages: tuple[str, ...]) -> None:
+    _worker_enricher.append(Enricher(languages))
+
+
+def _enrich_share(inputs: list[EnrichInput]) -> list[tuple[str | None, float, str]]:
+    """Runs in the worker; plain tuples travel back cheaper than dataclasses."""
+    return [(e.lang, e.sentiment, e.priority) for e in _worker_enricher[0].enrich_many(inputs)]
+
+
+class EnrichPool:
+    """`Enricher.enrich_many` with large batches shared with worker processes."""
+
+    def __init__(self, languages: Sequence[str] = DEFAULT_LANGUAGES, workers: int = 1,
+                 pool_from: int = POOL_FROM, enricher: Enricher | None = None) -> None:
+        self._languages = tuple(languages)
+        self._workers = workers
+        self._pool_from = pool_from
+        self._enricher = enricher or Enricher(self._languages)
+        self._executor: ProcessPoolExecutor | None = None
+
+    async def enrich_many(self, inputs: Sequence[EnrichInput]) -> list[Enrichment]:
+        """Same answers as `Enricher.enrich_many(inputs)`, in input order."""
+        if len(inputs) < self._pool_from or self._workers < 1:
+            return self._enricher.enrich_many(inputs)
+        shares = _split(list(inputs), self._workers + 1)
+        pending = [self._submit(share) for share in shares[1:]]
+        out = self._enricher.enrich_many(shares[0])
+        for share, future in zip(shares[1:], pending, strict=True):
+            out.extend(await self._collect(future, share))
+        return out
+
+    def close(self) -> None:
+        """Stop the workers (waits for them to exit); later batches run inline."""
+        self._workers = 0
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def _submit(self, share: list[EnrichInput]) -> asyncio.Future:
+        """Hand a share to a worker; a pool whose worker died is replaced first."""
+        loop = asyncio.get_running_loop()
+        try:
+            return loop.run_in_executor(self._running(), _enrich_share, share)
+        except BrokenProcessPool:
+            self._drop_executor()
+            return loop.run_in_executor(self._running(), _enrich_share, share)
+
+    def _running(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(
+                self._workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_worker, initargs=(self._languages,))
+        return self._executor
+
+    def _drop_executor(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    async def _collect(self, future: asyncio.Future, share: list[EnrichInput]
+                       ) -> list[Enrichment]:
+        try:
+            return [Enrichment(*found) for found in await future]
+        except BrokenProcessPool:
+            log.warning("an enrichment worker died; enriching its %d mentions inline",
+                        len(share))
+            self._drop_executor()
+            return self._enricher.enrich_many(share)
+
+
+def _split(items: list[EnrichInput], parts: int) -> list[list[EnrichInput]]:
+    """`parts` contiguous shares as equal as can be (their order is the input order)."""
+    size, extra = divmod(len(items), parts)
+    bounds = [i * size + min(i, extra) for i in range(parts + 1)]
+    return [items[a:b] for a, b in itertools.pairwise(bounds)]

@@ -1,0 +1,209 @@
+"""`listener ingest` in big batches stores exactly what storing one mention at a time does.
+
+The batch path decides every new author's customer in one pass and writes with a few
+set-based statements; these tests feed it what makes that hard — CRM-known handles,
+new authors sharing an e-mail or a phone with a known customer or with each other,
+repeat authors, duplicates within a batch and across runs, a brand reply — and compare
+every stored row, link and event with a run of the same file one mention per batch.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import defaultdict
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+
+from listener import ingest_file as ingest_module
+from listener.app import build_services
+from listener.customers_import import import_customers
+from listener.ingest_file import ingest_file
+from listener.models import Author, Customer, CustomerIdentity, CustomerLink, Mention, MentionEvent
+from tests.conftest import MONDAY_10, make_config
+
+CRM = [
+    {"external_id": "c-vip", "name": "Ali Vip", "identities": ["twitter:@crm_ali"],
+     "segment": "vip"},
+    {"external_id": "c-mail", "name": "Mail Known", "email": "known@example.com"},
+    {"external_id": "c-phone", "name": "Phone Known", "phone": "+90 532 111 22 33"},
+]
+
+
+def line(i: int, channel: str, handle: str, text: str, **author: Any) -> dict[str, Any]:
+    at = MONDAY_10 - timedelta(minutes=300 - i)
+    return {"id": f"m-{i}", "text": text, "channel": channel, "url": f"https://e.x/{i}",
+            "created_at": at.isoformat(), "author": {"handle": handle, "name": handle, **author}}
+
+
+def mentions() -> list[dict[str, Any]]:
+    """The hard cases first, then 160 generated mentions of 40 people. A batch decides
+    its new authors in (channel, handle) order, so accounts of one new person appear
+    in that order here: then one at a time makes the same person the first."""
+    lines = [
+        line(0, "twitter", "crm_ali", "Siparişim nerede?"),               # CRM handle
+        line(1, "web", "formfill", "Where is my refund?", email="Known@Example.com"),
+        line(2, "email", "caller", "Faturam yanlış", phone="0532 111 22 33"),
+        line(3, "email", "newbie_mail", "Still waiting", email="NEW@example.com"),
+        line(4, "twitter", "newbie", "Kargo gelmedi", email="new@example.com"),
+        line(5, "mastodon", "phone_a", "App crashes", phone="0533 999 88 77"),
+        line(6, "reddit", "phone_b", "Uygulama çöktü", phone="+905339998877"),
+        line(7, "twitter", "repeat", "İade istiyorum"),
+        line(8, "twitter", "repeat", "İade istiyorum, cevap yok", ),
+        line(0, "twitter", "crm_ali", "a re-sent line"),                   # duplicate id
+    ]
+    rng = random.Random(5)
+    channels = ("twitter", "web", "email", "mastodon")
+    texts = ("Siparişim {n} gelmedi!", "Refund for order {n}?", "Teşekkürler, {n} geldi",
+             "Charged twice for {n}", "Kargo {n} nerede?")
+    for i in range(20, 180):
+        person = rng.randrange(40)
+        channel = channels[person % len(channels)]  # one account per person
+        author: dict[str, Any] = {"followers": rng.choice((5, 500, 50_000))}
+        if person % 3 == 0:
+            author["email"] = f"p{person}@example.com"
+        if person % 7 == 0:
+            author["phone"] = f"0532 555 {person:02d} {person:02d}"
+        if person == 11:
+            author["email"] = "known@example.com"  # a stranger's account of a CRM customer
+        lines.append(line(i, channel, f"p{person}",
+                          rng.choice(texts).format(n=rng.randrange(1000, 9999)), **author))
+        if rng.random() < 0.05:
+            lines.append({**lines[-1], "text": "sent twice"})
+    # Last: a batch records brand replies after routing its mentions, one at a time
+    # would free the answered mention's agent for the lines after it.
+    return [*lines, {**line(9, "twitter", "acme", "Bakıyoruz, DM atar mısınız?"),
+                     "in_reply_to": "m-0"}]
+
+
+def write(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows),
+                    encoding="utf-8")
+    return path
+
+
+async def stored(services: Any) -> dict[str, Any]:
+    """Everything ingest wrote, with database ids replaced by what they stand for."""
+    async with services.store.read() as session:
+        authors = (await session.execute(select(Author))).scalars().all()
+        customers = {c.id: c for c in (await session.execute(select(Customer))).scalars()}
+        handles: dict[int, list[str]] = defaultdict(list)
+        for author in authors:
+            handles[author.customer_id].append(f"{author.channel}:{author.handle}")
+
+        def who(customer_id: int | None) -> Any:
+            if customer_id is None:
+                return None
+            customer = customers[customer_id]
+            return (customer.external_id, tuple(sorted(handles[customer_id])),
+                    customer.display_name, customer.email, customer.segment)
+
+        author_key = {a.id: f"{a.channel}:{a.handle}" for a in authors}
+        identities = (await session.execute(select(CustomerIdentity))).scalars().all()
+        identity_key = {i.id: f"{i.kind}:{i.channel}:{i.value}" for i in identities}
+        rows = (await session.execute(select(Mention))).scalars().all()
+        external = {m.id: m.external_id for m in rows}
+        events: dict[str, list[Any]] = defaultdict(list)
+        for event in (await session.execute(select(MentionEvent))).scalars():
+            data = dict(event.data or {})
+            if "follow_up_of" in data:
+                data["follow_up_of"] = external[data["follow_up_of"]]
+            events[external[event.mention_id]].append(
+                (event.kind, event.actor, json.dumps(data, sort_keys=True)))
+        links = (await session.execute(select(CustomerLink))).scalars().all()
+        return {
+            "customers": ordered(map(who, customers)),
+            "authors": ordered((author_key[a.id], a.name, a.followers, a.email,
+                                who(a.customer_id)) for a in authors),
+            "identities": ordered((identity_key[i.id], who(i.customer_id))
+                                  for i in identities),
+            "mentions": ordered(
+                (m.external_id, m.channel, m.status, m.assignee, m.lang, m.sentiment,
+                 m.priority, m.sla_policy, m.deadline_at, m.at_risk_at, m.first_response_at,
+                 m.brand, m.counted, external.get(m.follow_up_of), author_key[m.author_id],
+                 who(m.customer_id)) for m in rows),
+            "events": {key: ordered(found) for key, found in events.items()},
+            "links": ordered(
+                (link.action, who(link.customer_id), link.identity, link.actor,
+                 identity_key.get(link.identity_id),
+                 sorted(author_key[a] for a in (link.undo or {}).get("authors", [])),
+                 sorted(identity_key[i] for i in (link.undo or {}).get("identities", [])))
+                for link in links),
+        }
+
+
+def ordered(rows: Any) -> list[Any]:
+    return sorted(rows, key=repr)
+
+
+async def ingest_run(db_url: str, tmp_path: Path, clock: Any, enricher: Any,
+                     batch: int, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A fresh database: the CRM import, then the file twice (the second run: duplicates)."""
+    services = build_services(make_config(db_url), clock=clock, enricher=enricher)
+    await import_customers(services, write(tmp_path / "crm.jsonl", CRM))
+    monkeypatch.setattr(ingest_module, "BATCH_SIZE", batch)
+    path = write(tmp_path / "mentions.jsonl", mentions())
+    first = await ingest_file(services, path, None, progress=False)
+    again = await ingest_file(services, path, None, progress=False)
+    snapshot = await stored(services)
+    await services.store.close()
+    snapshot["reports"] = (first.summary(), again.summary())
+    return snapshot
+
+
+async def empty_copy(db_url: str) -> str:
+    """A second, empty database of the same kind for the one-at-a-time run."""
+    if db_url.startswith("sqlite"):
+        return db_url.replace("listener.db", "one_at_a_time.db")
+    services = build_services(make_config(db_url))
+    async with services.store.engine.begin() as connection:
+        await connection.execute(text("DROP SCHEMA public CASCADE"))
+        await connection.execute(text("CREATE SCHEMA public"))
+    await services.store.close()
+    return db_url
+
+
+@pytest.mark.parametrize("batch", [1000, 7])  # all in one; cases split across batches
+async def test_big_batches_store_what_one_at_a_time_stores(
+    db_url: str, tmp_path: Path, clock: Any, enricher: Any, monkeypatch: pytest.MonkeyPatch,
+    batch: int,
+) -> None:
+    batched = await ingest_run(db_url, tmp_path, clock, enricher, batch, monkeypatch)
+    single = await ingest_run(await empty_copy(db_url), tmp_path, clock, enricher, 1,
+                              monkeypatch)
+    for part in single:
+        assert batched[part] == single[part], part
+
+
+async def test_a_batch_links_on_strong_identifiers_only(
+    db_url: str, tmp_path: Path, clock: Any, enricher: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    got = await ingest_run(db_url, tmp_path, clock, enricher, 1000, monkeypatch)
+    lines = mentions()
+    unique = {row["id"] for row in lines}
+    assert got["reports"] == (f"{len(lines)} lines: {len(unique)} stored, "
+                              f"{len(lines) - len(unique)} duplicates, 0 rejected",
+                              f"{len(lines)} lines: 0 stored, {len(lines)} duplicates, "
+                              "0 rejected")
+    owner = {author: customer for author, _, _, _, customer in got["authors"]}
+    assert owner["twitter:crm_ali"][0] == "c-vip" and owner["twitter:crm_ali"][4] == "vip"
+    assert owner["web:formfill"][0] == "c-mail"
+    assert owner["email:caller"][0] == "c-phone"
+    assert owner["twitter:newbie"] == owner["email:newbie_mail"]  # same e-mail, one new
+    assert owner["twitter:newbie"][0] is None
+    assert owner["mastodon:phone_a"] == owner["reddit:phone_b"]  # same phone
+    assert owner["twitter:repeat"] != owner["twitter:newbie"]  # names never link
+    actors = {(link[2], link[3]) for link in got["links"]}
+    assert {("twitter:@crm_ali", "auto:crm"), ("web:@formfill", "auto:email"),
+            ("email:@caller", "auto:phone"), ("twitter:@newbie", "auto:email"),
+            ("reddit:@phone_b", "auto:phone")} <= actors
+    assert len([a for a in got["authors"] if a[0] == "twitter:repeat"]) == 1
+    mention = {row[0]: row for row in got["mentions"]}
+    assert len(mention) == len(unique)
+    assert mention["m-0"][10] is not None and mention["m-0"][2] == "responded"  # brand reply
+    for key, events in got["events"].items():
+        assert [kind for kind, _, _ in events].count("ingested") == 1, key
