@@ -38,13 +38,13 @@ from typing import Any
 
 import aiohttp
 import asyncpg
-from argon2 import PasswordHasher
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from listener.store.open_queue import search_text  # noqa: E402
 from listener.store.queries import encode_cursor  # noqa: E402
+from listener.store.users import HASHER  # noqa: E402
 
 PG_SERVER = "postgres@127.0.0.1:5432"
 TOKEN = "bench-reads-token"
@@ -172,7 +172,7 @@ def sqlite_time(value: Any) -> Any:
 
 
 def users_row(now: datetime) -> tuple[Any, ...]:
-    return (1, "bench", "lead", None, PasswordHasher().hash(PASSWORD), None, True, now)
+    return (1, "bench", "lead", None, HASHER.hash(PASSWORD), None, True, now)
 
 
 USER_COLUMNS = ("id", "name", "role", "agent_id", "password_hash", "lang", "active",

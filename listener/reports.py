@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from listener.models import OPEN_STATUSES, Author, Mention
@@ -400,12 +400,25 @@ async def team_figures(session: AsyncSession, now: datetime, tz: ZoneInfo) -> Te
     )
 
 
-async def open_assigned(session: AsyncSession) -> dict[str, list[tuple[Mention, Author | None]]]:
-    """Every agent's open mentions, most urgent deadline first: what a lead may move."""
+HELD_SHOWN = 100  # per agent on the team page
+
+
+async def open_assigned(session: AsyncSession, per_agent: int = HELD_SHOWN
+                        ) -> dict[str, list[tuple[Mention, Author | None]]]:
+    """Each agent's `per_agent` most urgent open mentions: what a lead may move. Bounded,
+    so the team page stays small whatever the backlog (the agent's load gives the
+    count)."""
+    urgency = func.row_number().over(
+        partition_by=Mention.assignee,
+        order_by=(Mention.deadline_at.is_(None), Mention.deadline_at, Mention.id))
+    ranked = (select(Mention.id, urgency.label("rank"))
+              .where(Mention.status.in_(OPEN_STATUSES), Mention.assignee.is_not(None))
+              .subquery())
     rows = await session.execute(
         select(Mention, Author)
+        .join(ranked, ranked.c.id == Mention.id)
         .outerjoin(Author, Author.id == Mention.author_id)
-        .where(Mention.status.in_(OPEN_STATUSES), Mention.assignee.is_not(None))
+        .where(ranked.c.rank <= per_agent)
         .order_by(Mention.deadline_at.is_(None), Mention.deadline_at, Mention.id)
     )
     held: dict[str, list[tuple[Mention, Author | None]]] = defaultdict(list)

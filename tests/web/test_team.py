@@ -225,3 +225,31 @@ async def test_lead_selects_all_moves_them_and_marks_an_agent_away_in_a_browser(
     assignees = {m["id"]: m["assignee"] for m in
                  (await api(client, "GET", "/api/v1/mentions"))["items"]}
     assert assignees[1] == assignees[2] == "john" and assignees[3] != "ayse"
+
+
+async def test_each_agent_shows_only_their_most_urgent_open_mentions(
+        client: Any, services: Any, clock: Any) -> None:
+    """A backlog of thousands must not make the team page load every open mention: a
+    page lists each agent's most urgent ones and says how many they hold."""
+    from listener.reports import open_assigned
+
+    # Posted a day apart: the older ones are overdue, the newer due tonight.
+    await push(client, [mention(f"u-{n}", f"Sorun {n}", handle=f"u{n}",
+                                created_at=clock.now() - timedelta(days=n % 3))
+                        for n in range(1, 6)])
+    for mention_id in (1, 2, 3, 4):
+        await give(client, mention_id, "ayse")
+    await give(client, 5, "john")
+    listed = (await api(client, "GET", "/api/v1/mentions?limit=10"))["items"]
+    ayses = sorted((m for m in listed if m["assignee"] == "ayse"),
+                   key=lambda m: (m["sla"]["deadline_at"], m["id"]))
+    async with services.store.read() as session:
+        held = await open_assigned(session, per_agent=2)
+    assert {agent: [m.id for m, _ in rows] for agent, rows in held.items()} == \
+        {"ayse": [m["id"] for m in ayses[:2]], "john": [5]}
+    assert [m["id"] for m in ayses[:2]] != [1, 2]  # urgency, not arrival, decides
+
+    await login_as(client, services, role="lead", name="lena")
+    page = HTMLParser(await (await client.get("/team")).text())
+    summary = page.css_first("details#held-ayse summary")
+    assert summary is not None and "4 open" in summary.text()
