@@ -110,6 +110,16 @@ class Conversations:
         for record in records:
             self.add(record)
 
+    @classmethod
+    def answered(cls, records: Iterable[AnsweredMention]) -> Conversations:
+        """Answered mentions, by when they were answered (follow-ups)."""
+        return cls(records, at=lambda m: m.first_response_at)
+
+    @classmethod
+    def owners(cls, records: Iterable[ConversationOwner]) -> Conversations:
+        """Who held each conversation, by when it began (affinity)."""
+        return cls(records, at=lambda o: o.created_at)
+
     def add(self, record: Any) -> None:
         self._count += 1
         entry = (self._at(record), -self._count, record)  # equal times: the first added wins
@@ -139,21 +149,15 @@ def _last_until(entries: Sequence[tuple[datetime, int, Any]], moment: datetime
 
 
 def find_follow_up(item: RawItem, source: str, customer_id: int,
-                   answered: Sequence[AnsweredMention] | Conversations,
-                   window: timedelta) -> int | None:
+                   answered: Conversations, window: timedelta) -> int | None:
     """The answered mention this one follows up (a next-response clock), if any."""
-    if not isinstance(answered, Conversations):
-        answered = Conversations(answered, at=lambda m: m.first_response_at)
     found = answered.latest(item, source, customer_id, window)
     return found.id if found else None
 
 
-def find_owner(item: RawItem, source: str, customer_id: int,
-               owners: Sequence[ConversationOwner] | Conversations,
+def find_owner(item: RawItem, source: str, customer_id: int, owners: Conversations,
                window: timedelta) -> str | None:
     """The agent who has (or last had) this customer's conversation (affinity)."""
-    if not isinstance(owners, Conversations):
-        owners = Conversations(owners, at=lambda o: o.created_at)
     found = owners.latest(item, source, customer_id, window)
     return found.assignee if found else None
 
@@ -274,15 +278,14 @@ class Pipeline:
         last = await tx.last_assigned()
         away = await tx.away_agents()
         window = self.routing.affinity_window
-        owners = Conversations(await tx.conversation_owners(
+        owners = Conversations.owners(await tx.conversation_owners(
             {link.customer_id for link in links.values()}, source.id,
             {item.thread for item in fresh if item.thread},
-            min(item.created_at for item in fresh) - window), at=lambda o: o.created_at)
-        answered = Conversations(await tx.answered_conversations(
+            min(item.created_at for item in fresh) - window))
+        answered = Conversations.answered(await tx.answered_conversations(
             source.id, {link.customer_id for link in links.values()},
             {item.thread for item in fresh if item.thread},
-            min(item.created_at for item in fresh) - self.follow_up_window),
-            at=lambda m: m.first_response_at)
+            min(item.created_at for item in fresh) - self.follow_up_window))
         repeats = RepeatLog.of(await tx.recent_texts(
             {link.author_id for link in links.values()}, self.noise.since(fresh)))
         rows, events = [], {}

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from connectors.base import RawAuthor, RawItem
-from listener.pipeline.ingest import find_follow_up
+from listener.pipeline.ingest import Conversations, find_follow_up
 from listener.store.ingest import AnsweredMention
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -36,4 +36,5 @@ def item(at: datetime, thread: str | None = None) -> RawItem:
     (item(T0 + timedelta(hours=3)), "x", 30, None),  # a stranger
 ])
 def test_follow_ups(new: RawItem, source: str, customer: int, expected: int | None) -> None:
-    assert find_follow_up(new, source, customer, ANSWERED, DAY) == expected
+    assert find_follow_up(new, source, customer, Conversations.answered(ANSWERED),
+                          DAY) == expected
