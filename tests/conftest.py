@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,10 +14,12 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import pytest
 
+from listener import db
 from listener.app import build_services
 from listener.clock import FixedClock
 from listener.config import Config, parse_config
 from listener.pipeline.enrich import Enricher
+from listener.store import Store
 
 PG_SERVER = os.environ.get("LISTENER_TEST_PG", "postgres@127.0.0.1:5432")
 IST = ZoneInfo("Europe/Istanbul")
@@ -112,6 +114,15 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path}/listener.db"
     return _reset_pg(request.getfixturevalue("pg_database"))
+
+
+@pytest.fixture
+async def store(db_url: str) -> AsyncIterator[Store]:
+    """A migrated store of its own, for tests below the app (outbox, sinks)."""
+    store = Store.open(db_url)
+    await db.migrate(store.engine)
+    yield store
+    await store.close()
 
 
 @pytest.fixture(scope="session")

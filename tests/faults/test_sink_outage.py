@@ -8,15 +8,12 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
-import pytest
 from aiohttp import web
 from sqlalchemy import select
 
-from listener import db
 from listener.clock import FixedClock
 from listener.metrics import Metrics
 from listener.models import OutboxAlert
@@ -69,14 +66,6 @@ class FakeSlack:
             return web.Response(status=500, text="internal_error")
         self.posted.append(body)
         return web.Response(text="ok")
-
-
-@pytest.fixture
-async def store(db_url: str) -> AsyncIterator[Store]:
-    store = Store.open(db_url)
-    await db.migrate(store.engine)
-    yield store
-    await store.close()
 
 
 async def test_slack_down_for_minutes_then_back_gets_every_alert_exactly_once(

@@ -8,17 +8,7 @@ from typing import Any
 
 import pytest
 
-from listener import db
-from listener.store import Store
 from tests.responders.hooks import FakeHook
-
-
-@pytest.fixture
-async def store(db_url: str) -> AsyncIterator[Store]:
-    store = Store.open(db_url)
-    await db.migrate(store.engine)
-    yield store
-    await store.close()
 
 
 @pytest.fixture
