@@ -231,6 +231,7 @@ def init_app(services: Services, migrate: bool = True, background: bool = True) 
             await engine_task
             if services.config.spike.enabled:
                 await spikes.close()
+        services.coordinator.abandon_fetches()
         await jobs.drain()
         await outbox.close()  # after the jobs: alerts they wrote are flushed too
         await services.coordinator.close()

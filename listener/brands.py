@@ -63,6 +63,9 @@ class Brand:
     name: str
     handles: Mapping[str, frozenset[str]] = field(default_factory=dict)
     keywords: re.Pattern[str] | None = None
+    _on: dict[tuple[str, str], frozenset[str]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
+    """`handles_on`'s answers: asked once or twice per mention, for a few pairs."""
 
     @classmethod
     def of(cls, name: str, handles: Mapping[str, Iterable[str]],
@@ -75,7 +78,11 @@ class Brand:
 
     def handles_on(self, channel: str, kind: str) -> frozenset[str]:
         """`handles` are keyed like `brand_accounts`: by channel, or by source kind."""
-        return self.handles.get(channel, frozenset()) | self.handles.get(kind, frozenset())
+        found = self._on.get((channel, kind))
+        if found is None:
+            found = self._on[(channel, kind)] = (self.handles.get(channel, frozenset())
+                                                 | self.handles.get(kind, frozenset()))
+        return found
 
     def first_named(self, text: str, channel: str, kind: str) -> int | None:
         """Where this brand is first named in the (casefolded) text, or None."""
@@ -122,8 +129,8 @@ class Brands:
         for brand in self.competitors:
             if brand.owns(item.author.handle, item.channel, kind):
                 return brand.name
-        if item.channel in DIRECT_CHANNELS:
-            return OURS
+        if item.channel in DIRECT_CHANNELS or not self.competitors:
+            return OURS  # without competitors, steps 4 to 6 all answer ours
         text = casefold(item.text or "")
         if self.ours.first_named(text, item.channel, kind) is not None:
             return OURS

@@ -65,6 +65,10 @@ class PolledSource:
         return extra(now) if callable(extra) else {}
 
 
+class Abandoned(Exception):
+    """A poll's upstream request dropped because the service is stopping."""
+
+
 class Coordinator:
     def __init__(self, pipeline: Pipeline, store: Store, metrics: Metrics, clock: Any,
                  holder: str | None = None):
@@ -77,6 +81,8 @@ class Coordinator:
         self.sources: dict[str, PolledSource] = {}
         self.held: dict[str, datetime] = {}  # source id -> when our lease runs out
         self._polling: set[str] = set()  # polls under way: never handed over mid-poll
+        self._fetches: set[asyncio.Task[Batch]] = set()  # upstream requests in flight
+        self._stopping = False
         self._jobs: Jobs | None = None
         self._leases_started = False
         self._lease_failing = False
@@ -213,6 +219,8 @@ class Coordinator:
             return "skipped"
         try:
             batch, stored = await self._fetch_and_store(polled, now)
+        except Abandoned:
+            return "abandoned"
         except RateLimited as exc:
             outcome = "rate_limited"
             wait = timedelta(seconds=max(exc.retry_after, 1))
@@ -259,9 +267,17 @@ class Coordinator:
         config = polled.config
         async with self.store.read() as session:
             cursor, first_poll = await load_cursor(session, config.id)
-        batch = await asyncio.wait_for(
-            polled.connector.fetch(cursor, now), config.timeout.total_seconds()
-        )
+        fetch = asyncio.ensure_future(asyncio.wait_for(
+            polled.connector.fetch(cursor, now), config.timeout.total_seconds()))
+        self._fetches.add(fetch)
+        try:
+            batch = await fetch
+        except asyncio.CancelledError:
+            if self._stopping and fetch.cancelled():
+                raise Abandoned from None
+            raise
+        finally:
+            self._fetches.discard(fetch)
         queue_after = now - config.backfill if first_poll else None
         result = await self.pipeline.ingest(
             SourceInfo(config.id, config.kind, config.channel),
@@ -304,6 +320,14 @@ class Coordinator:
         async with self.store.write() as session:
             await record_poll_failure(session, source_id, polled.config.kind, message, now,
                                       outcome)
+
+    def abandon_fetches(self) -> None:
+        """At shutdown, before waiting for the jobs: a poll still waiting on its upstream
+        has stored nothing (the next start fetches it again), so it is dropped rather than
+        holding the stop for up to its `timeout`."""
+        self._stopping = True
+        for fetch in self._fetches:
+            fetch.cancel()
 
     async def close(self) -> None:
         if self.holder is not None and self.held:

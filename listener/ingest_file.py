@@ -76,8 +76,9 @@ async def ingest_file(
         workers = 1 if big and (os.cpu_count() or 1) > 1 else 0
     pool = None
     if workers and services.pipeline.enrich_pool is None:
+        # The workers take whole batches: this process writes the previous one meanwhile.
         pool = services.pipeline.enrich_pool = EnrichPool(
-            workers=workers, enricher=services.pipeline.enricher)
+            workers=workers, enricher=services.pipeline.enricher, keep_share=False)
     writer = _Writer(services, report)
     bar = tqdm(
         total=Path(path).stat().st_size,

@@ -53,6 +53,10 @@ class RoutingFacts:
     priority: str | None = None
 
 
+FactsKey = tuple[str, str | None, str, str | None, str | None]
+"""`RoutingFacts`' fields, in order, as a plain tuple."""
+
+
 @dataclass(frozen=True)
 class RoutingRule:
     """`match` keys are ANDed; a list value matches any of its items.
@@ -99,6 +103,13 @@ def why_not_eligible(
     agent: AgentProfile, facts: RoutingFacts, open_count: int, now: datetime
 ) -> str | None:
     """The first reason `agent` cannot take this mention, or None if it can."""
+    return _why_not_now(agent, facts, now) or (
+        f"at capacity {open_count}/{agent.max_open}" if open_count >= agent.max_open
+        else None)
+
+
+def _why_not_now(agent: AgentProfile, facts: RoutingFacts, now: datetime) -> str | None:
+    """The reasons that do not depend on the agent's open count (checked first)."""
     if not agent.available:
         return "away"
     if facts.channel not in agent.channels:
@@ -107,8 +118,6 @@ def why_not_eligible(
         return f"no {facts.lang}"
     if agent.shift is not None and not agent.shift.covers(now):
         return "off shift"
-    if open_count >= agent.max_open:
-        return f"at capacity {open_count}/{agent.max_open}"
     return None
 
 
@@ -137,7 +146,7 @@ def choose_agent(
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown routing strategy {strategy!r}; use one of {STRATEGIES}")
     pick = _Picker(facts, agents, open_counts, now, strategy, last_assigned)
-    known = next((a for a in agents if a.id == preferred), None)
+    known = None if preferred is None else next((a for a in agents if a.id == preferred), None)
     if known is not None and pick.why_not(known) is None:
         return Decision(known.id, f"affinity: {known.id} has this customer")
     for number, rule in enumerate(rules, start=1):
@@ -172,26 +181,8 @@ class _Picker:
         ok = [a for a in candidates if self.why_not(a) is None]
         if not ok:
             return Decision(None, self._nobody(candidates))
-        if self.strategy == "round_robin":
-            return self._round_robin(ok)
-        best = min(ok, key=self._load)  # min() keeps the first on ties
-        return Decision(
-            best.id, f"least loaded of {len(ok)} eligible ({best.id}: {self._load(best)} open)"
-        )
-
-    def _round_robin(self, ok: list[AgentProfile]) -> Decision:
-        """Next eligible agent after `last_assigned` in the full config order.
-
-        Using the full order (not the candidate list) keeps the rotation fair when
-        a rule narrows the set to a team that the last assignee is not part of.
-        """
-        ids = [a.id for a in self.agents]
-        known = self.last_assigned in ids
-        start = ids.index(self.last_assigned) + 1 if known else 0
-        ok_ids = {a.id for a in ok}
-        chosen = next(i for i in ids[start:] + ids[:start] if i in ok_ids)
-        after = f"after {self.last_assigned}" if known else "from the first"
-        return Decision(chosen, f"round robin {after} among {len(ok)} eligible ({chosen})")
+        return _pick_eligible(ok, self.strategy, self.agents, self.open_counts,
+                              self.last_assigned)
 
     def _nobody(self, candidates: Sequence[AgentProfile]) -> str:
         lang = f" in {self.facts.lang}" if self.facts.lang else ""
@@ -210,6 +201,88 @@ class _Picker:
 
     def why_not(self, agent: AgentProfile) -> str | None:
         return why_not_eligible(agent, self.facts, self._load(agent), self.now)
+
+
+def _pick_eligible(ok: Sequence[AgentProfile], strategy: str, agents: Sequence[AgentProfile],
+                   open_counts: Mapping[str, int], last_assigned: str | None) -> Decision:
+    """The strategy's pick among `ok` (not empty, every agent eligible)."""
+    if strategy == "round_robin":
+        return _round_robin(ok, agents, last_assigned)
+    best = min(ok, key=lambda a: open_counts.get(a.id, 0))  # min() keeps the first on ties
+    return Decision(
+        best.id, f"least loaded of {len(ok)} eligible ({best.id}: {open_counts.get(best.id, 0)} "
+        "open)"
+    )
+
+
+def _round_robin(ok: Sequence[AgentProfile], agents: Sequence[AgentProfile],
+                 last_assigned: str | None) -> Decision:
+    """Next eligible agent after `last_assigned` in the full config order.
+
+    Using the full order (not the candidate list) keeps the rotation fair when
+    a rule narrows the set to a team that the last assignee is not part of.
+    """
+    ids = [a.id for a in agents]
+    known = last_assigned in ids
+    start = ids.index(last_assigned) + 1 if known else 0
+    ok_ids = {a.id for a in ok}
+    chosen = next(i for i in ids[start:] + ids[:start] if i in ok_ids)
+    after = f"after {last_assigned}" if known else "from the first"
+    return Decision(chosen, f"round robin {after} among {len(ok)} eligible ({chosen})")
+
+
+class EligibleAgents:
+    """`choose_agent` for one agent list, rule list, strategy and `now` (one ingest
+    batch), with what does not depend on open counts worked out once per distinct
+    (channel, lang, source, segment, priority): the matching rule and which agents could
+    take the mention but for their capacity. `decide` returns None where `choose_agent`
+    would explain that nobody was eligible (or fall back from a rule), left to it. The
+    facts come as `FactsKey`, so a hit builds no `RoutingFacts`."""
+
+    def __init__(self, agents: Sequence[AgentProfile], rules: Sequence[RoutingRule],
+                 strategy: str, now: datetime):
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown routing strategy {strategy!r}; use one of {STRATEGIES}")
+        self.agents, self.rules, self.strategy, self.now = agents, rules, strategy, now
+        self._plans: dict[FactsKey, tuple[dict[str, AgentProfile | None], str | None,
+                                              list[AgentProfile]]] = {}
+
+    def _plan(self, facts: RoutingFacts) -> tuple[dict[str, AgentProfile | None],
+                                                   str | None, list[AgentProfile]]:
+        """(agent id → the first agent of that id, None when it could not take it at any
+        load), the matching rule's label (None: no rule matched) and the candidates that
+        could take it at some load, in config order."""
+        by_id: dict[str, AgentProfile | None] = {}
+        could = {}
+        for agent in self.agents:
+            ok = _why_not_now(agent, facts, self.now) is None
+            could[id(agent)] = ok
+            by_id.setdefault(agent.id, agent if ok else None)
+        label, candidates = None, self.agents
+        for number, rule in enumerate(self.rules, start=1):
+            if rule.matches(facts):
+                label = f"rule {number} {rule.describe()}"
+                candidates = [a for a in self.agents if rule.selects(a)]
+                break
+        return by_id, label, [a for a in candidates if could[id(a)]]
+
+    def decide(self, facts: FactsKey, open_counts: Mapping[str, int],
+               last_assigned: str | None = None, preferred: str | None = None
+               ) -> Decision | None:
+        plan = self._plans.get(facts)
+        if plan is None:
+            plan = self._plans[facts] = self._plan(RoutingFacts(*facts))
+        by_id, label, could = plan
+        if preferred is not None:
+            known = by_id.get(preferred)
+            if known is not None and open_counts.get(preferred, 0) < known.max_open:
+                return Decision(preferred, f"affinity: {preferred} has this customer")
+        ok = [a for a in could if open_counts.get(a.id, 0) < a.max_open]
+        if not ok:
+            return None
+        chosen = _pick_eligible(ok, self.strategy, self.agents, open_counts, last_assigned)
+        return chosen if label is None else Decision(chosen.agent_id,
+                                                     f"{label}: {chosen.reason}")
 
 
 def _as_set(value: object) -> frozenset[str]:

@@ -115,7 +115,9 @@ class DeadlinePlanner:
                   compute: Callable[[Policy, BusinessCalendar, datetime], Deadline]
                   ) -> Deadline:
         posted = as_utc(posted)
-        key = (id(policy), follow_up, (posted - EPOCH) // MINUTE)
+        # The UTC minute itself is the key: cheaper than dividing the time since EPOCH.
+        minute = posted.replace(second=0, microsecond=0)
+        key = (id(policy), follow_up, minute)
         entry = self._memo.get(key)
         if entry is None:
             if len(self._memo) >= MEMO_SIZE:
@@ -123,7 +125,7 @@ class DeadlinePlanner:
             self._memo[key] = _SEEN
             return compute(policy, self.calendar, posted)
         if entry is _SEEN:
-            entry = self._memo[key] = self._share(policy, EPOCH + key[2] * MINUTE, compute)
+            entry = self._memo[key] = self._share(policy, minute, compute)
         if entry is _UNSHARED:
             return compute(policy, self.calendar, posted)
         first, moves_from = entry  # type: ignore[misc]
@@ -150,10 +152,28 @@ def _moments(deadline: Deadline) -> tuple[object, ...]:
 
 
 def _shifted(deadline: Deadline, by: timedelta, steps: Sequence[str]) -> Deadline:
-    """`deadline` with every moment in it `by` later, explained by `steps`."""
-    assert deadline.warnings is not None
-    return Deadline(
-        deadline.policy, deadline.deadline_at + by,
-        None if deadline.at_risk_at is None else deadline.at_risk_at + by, steps,
-        tuple(moment + by for moment in deadline.warnings),
-        None if deadline.escalate_at is None else deadline.escalate_at + by)
+    """`deadline` with every moment in it `by` later, explained by `steps`.
+
+    Built without `Deadline.__init__`: the moments of a checked deadline moved together
+    still satisfy its checks, and the frozen dataclass's init was most of a memo hit."""
+    warnings = deadline.warnings
+    assert warnings is not None
+    shifted = _new_deadline(Deadline)
+    fields = shifted.__dict__
+    fields["policy"] = deadline.policy
+    fields["steps"] = steps
+    if by:
+        fields["deadline_at"] = deadline.deadline_at + by
+        fields["at_risk_at"] = None if deadline.at_risk_at is None else deadline.at_risk_at + by
+        fields["warnings"] = tuple([moment + by for moment in warnings])
+        fields["escalate_at"] = (None if deadline.escalate_at is None
+                                 else deadline.escalate_at + by)
+    else:
+        fields["deadline_at"] = deadline.deadline_at
+        fields["at_risk_at"] = deadline.at_risk_at
+        fields["warnings"] = warnings
+        fields["escalate_at"] = deadline.escalate_at
+    return shifted
+
+
+_new_deadline = object.__new__

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from sla.calendar import MINUTES_PER_DAY, BusinessCalendar, as_utc, format_minutes
 from sla.durations import format_duration as _format_duration
@@ -156,12 +156,16 @@ def compute_next_deadline(policy: Policy, calendar: BusinessCalendar,
 def planned_steps(policy: Policy, calendar: BusinessCalendar, started: datetime,
                    follow_up: bool) -> LazySteps:
     """The explanation of the deadline of a clock started at `started` (UTC), written on
-    first use by planning again, this time with words."""
-    def explain() -> tuple[str, ...]:
-        steps: list[str] = []
-        _plan(policy, calendar, started, follow_up, steps)
-        return tuple(steps)
-    return LazySteps(explain)
+    first use by planning again, this time with words. (A `partial`, not a closure: ingest
+    makes one per mention, and a closure's cells were more objects for the collector.)"""
+    return LazySteps(partial(_explain, policy, calendar, started, follow_up))
+
+
+def _explain(policy: Policy, calendar: BusinessCalendar, started: datetime,
+             follow_up: bool) -> tuple[str, ...]:
+    steps: list[str] = []
+    _plan(policy, calendar, started, follow_up, steps)
+    return tuple(steps)
 
 
 def warning_moments(

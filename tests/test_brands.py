@@ -145,3 +145,28 @@ def test_an_empty_keyword_is_refused() -> None:
     assert path == "competitors[0].keywords[1]" and "empty" in message
     [(path, _)] = problems(brand_keywords=[""])
     assert path == "brand_keywords[0]"
+
+
+TEXTS = ("acme", "@acme iade", "rival", "@Rival kargo", "ACME EXPRESS", "hiç", "", "paketçi")
+
+
+@pytest.mark.parametrize("text", TEXTS)
+@pytest.mark.parametrize("channel", ["twitter", "reddit", "web", "mastodon"])
+@pytest.mark.parametrize("handle", ["ali", "acme", "@ACME_support", "rival"])
+def test_shortcuts_agree_with_the_full_rule(text: str, channel: str, handle: str) -> None:
+    """Without competitors every mention is ours (the text is not read); a competitor
+    that names nothing and owns nothing gives the same verdicts the long way. Asked
+    twice, so `handles_on`'s remembered answers are read too."""
+    form = [{"id": "form", "kind": "webhook", "secret": "s"}]
+    plain = brands(competitors=[], sources=form)
+    inert = brands(competitors=[{"name": "inert", "keywords": []}], sources=form)
+    mention = item(text, channel, handle)
+    for _ in range(2):
+        assert plain.brand_of(mention, "form", "webhook") == \
+            inert.brand_of(mention, "form", "webhook") == OURS
+        for brand in (OURS, "inert"):
+            assert plain.own_post(mention, brand, "webhook") == \
+                inert.own_post(mention, brand, "webhook")
+    ours_there = {"twitter": "acme", "reddit": "acme_support"}.get(channel)
+    assert plain.own_post(mention, OURS, "webhook") == \
+        (handle.lstrip("@").casefold() == ours_there)

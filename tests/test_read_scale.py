@@ -218,3 +218,35 @@ async def test_summary_counts_match_a_count_of_every_row_as_mentions_change(
     clock.advance(timedelta(hours=9))  # the ignored one's deadline passes: breached
     third = await summary_matches_a_full_count(client, services)
     assert third["states"]["breached"] > second["states"]["breached"]
+
+
+async def test_an_ingest_batchs_lookups_read_only_its_customers_and_threads(
+        client: Any, services: Any) -> None:
+    """What a batch reads before writing (its duplicates, its conversations' owners and
+    answers, its authors' recent texts) goes by index however long the history is."""
+    from listener.store.ingest import IngestTx
+    from listener.store.routing import owners_of
+
+    statements = Statements(services.store.engine)
+    since = MONDAY_10 - timedelta(days=2)
+    async with services.store.write() as session:
+        tx = IngestTx(session)
+        owners = await tx.conversation_owners({1, 2, 3}, "src-1", {"t-1", "t-2"}, since)
+        await owners_of(session, {1}, {("src-1", "t-1"), ("src-2", "t-2")}, since)
+        answered = await tx.answered_conversations("src-1", {1, 2, 3}, {"t-1"}, since)
+        texts = await tx.recent_texts({1, 2, 3}, since)
+        assert await tx.existing_ids("src-1", ["e-1", "e-2", "e-4"]) == {"e-1", "e-4"}
+    seen = statements.take()
+    assert len(seen) == 5
+    for sql, params in seen:
+        plan = await statements.plan(sql, params)
+        assert not table_scan(plan), (sql, plan)
+    rows = [row for row in mention_rows() if row["created_at"] >= since]
+    assert sorted((o.customer_id, o.created_at, o.assignee) for o in owners) == sorted(
+        (r["customer_id"], r["created_at"], r["assignee"]) for r in rows
+        if r["customer_id"] in {1, 2, 3} and r["assignee"])
+    assert [m.id for m in answered] == sorted(
+        r["id"] for r in mention_rows() if r["customer_id"] in {1, 2, 3}
+        and r["first_response_at"] and r["first_response_at"] >= since)
+    assert sorted((a, t) for a, t, _ in texts) == sorted(
+        (r["author_id"], r["text"]) for r in rows if r["author_id"] in {1, 2, 3})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -148,3 +149,42 @@ async def _has(db_url: str, wanted: int) -> bool:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_a_stop_does_not_wait_for_an_upstream_that_hangs(
+        aiohttp_server: Any, db_url: str, tmp_path: Path) -> None:
+    """SIGTERM while a poll waits on a feed that stopped sending mid-body: the service
+    stops at once and cleanly (it used to wait out the source's 30 s timeout), and the
+    next start fetches the feed again and stores it once."""
+    feed = Feed(5)
+    feed.stall = True
+    app = web.Application()
+    app.router.add_get("/feed.xml", feed.handle)
+    server = await aiohttp_server(app)
+    port = free_port()
+    config = write_config(tmp_path, db_url, port, str(server.make_url("/feed.xml")))
+    process = start(config, tmp_path)
+    try:
+        await wait_ready(f"http://127.0.0.1:{port}", process, tmp_path)
+        await asyncio.wait_for(feed.stalled.wait(), 60)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        asked = time.monotonic()
+        code = await asyncio.to_thread(process.wait, 60)
+    took = time.monotonic() - asked
+    log = (tmp_path / "serve.log").read_text()
+    assert code == 0, log
+    assert took < 20, f"stopping took {took:.0f}s: it waited for the hung request\n{log}"
+    assert "Traceback" not in log
+    stopping = [line for line in log.splitlines() if "stopped cleanly" in line]
+    assert stopping, log
+    assert await counts(db_url) == (0, 0)
+    feed.stall = False
+    process = start(config, tmp_path)
+    try:
+        await wait_ready(f"http://127.0.0.1:{port}", process, tmp_path)
+        await until(lambda: _has(db_url, 5))
+        assert await counts(db_url) == (5, 5)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(process.wait, 60) == 0

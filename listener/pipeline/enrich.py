@@ -131,14 +131,15 @@ class Enricher:
         5. "normal" everything else (questions, neutral remarks).
         Spam goes first so that a spammer with many followers never jumps the queue.
         """
-        flat = fold(lower(text[:MAX_CHARS], None))
         reach = (followers or 0) >= BIG_REACH
         negative = sentiment <= NEGATIVE
-        links = len(URL.findall(flat))
-        markers = len(set(SPAM.findall(flat)))
-        if not negative and (markers >= 2 or (markers and links) or links >= 3):
-            return "low"
-        if negative and (reach or RISK.search(flat)):
+        if not negative:  # each pattern is searched only when its answer can matter
+            flat = fold(lower(text[:MAX_CHARS], None))
+            links = len(URL.findall(flat)) if "http" in flat or "www." in flat else 0
+            markers = len(set(SPAM.findall(flat)))
+            if markers >= 2 or (markers and links) or links >= 3:
+                return "low"
+        elif reach or RISK.search(fold(lower(text[:MAX_CHARS], None))):
             return "urgent"
         if negative or reach:
             return "high"
@@ -187,7 +188,13 @@ def _detectable(text: str) -> str | None:
     """The text lingua should see (links, handles and tags out), or None when fewer than
     three letters are left to tell a language by."""
     cleaned = NOISE.sub(" ", (text or "")[:DETECT_CHARS])
-    return cleaned if sum(ch.isalpha() for ch in cleaned) >= 3 else None
+    letters = 0
+    for ch in cleaned:  # stops at the third letter, not at the end of the text
+        if ch.isalpha():
+            letters += 1
+            if letters == 3:
+                return cleaned
+    return None
 
 
 def _code(found: Language | None, cleaned: str) -> str | None:

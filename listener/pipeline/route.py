@@ -9,7 +9,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from listener.pipeline.enrich import at_least
-from listener.router import AgentProfile, Decision, RoutingFacts, RoutingRule, choose_agent
+from listener.router import (
+    AgentProfile,
+    Decision,
+    EligibleAgents,
+    RoutingFacts,
+    RoutingRule,
+    choose_agent,
+)
 from listener.shifts import Shift
 from sla.policy import MentionFacts
 
@@ -43,6 +50,7 @@ class Routing:
         self.segment_priority = dict(segment_priority or {})
         self._profiles: tuple[list[AgentProfile], frozenset[str], list[AgentProfile]] | None \
             = None
+        self._eligible: EligibleAgents | None = None  # kept while agents, away and now are
 
     @classmethod
     def from_config(cls, config: Any) -> Routing:
@@ -65,8 +73,10 @@ class Routing:
     def profiles(self, away: Collection[str] = ()) -> list[AgentProfile]:
         """The configured agents, with `available` taken from their stored status; kept
         while the away set is the same (an ingest asks once per mention)."""
-        away = frozenset(away)
         known = self._profiles
+        if known is not None and known[0] is self.agents and known[1] == away:
+            return known[2]  # a set equals the frozenset kept: none built per mention
+        away = frozenset(away)
         if known is None or known[0] is not self.agents or known[1] != away:
             known = self._profiles = (self.agents, away, [
                 replace(a, available=False) if a.id in away else a for a in self.agents])
@@ -81,14 +91,17 @@ class Routing:
         away: Collection[str] = (),
         preferred: str | None = None,
     ) -> Decision:
-        routing_facts = RoutingFacts(
-            channel=facts.channel,
-            lang=facts.lang,
-            source=facts.source,
-            segment=facts.segment,
-            priority=facts.priority,
-        )
+        key = (facts.channel, facts.lang, facts.source, facts.segment, facts.priority)
+        agents = self.profiles(away)
+        fast = self._eligible
+        if (fast is None or fast.agents is not agents or fast.rules is not self.rules
+                or fast.strategy != self.strategy or fast.now != now):
+            fast = self._eligible = EligibleAgents(agents, self.rules, self.strategy, now)
+        decision = fast.decide(key, loads, last_assigned, preferred)
+        if decision is not None:
+            return decision
+        routing_facts = RoutingFacts(*key)
         return choose_agent(
-            routing_facts, self.profiles(away), loads, now, self.strategy, self.rules,
+            routing_facts, agents, loads, now, self.strategy, self.rules,
             last_assigned, preferred,
         )

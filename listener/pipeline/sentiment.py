@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from functools import lru_cache
+from typing import Any
 
 MAX_CHARS = 20_000
 """Longer texts are cut before analysis so a hostile 10 MB body cannot stall ingest."""
@@ -221,13 +221,23 @@ SARCASM = re.compile(
 )
 """Eye-rolls and "oh great": the praise words around them mean the opposite. Praise in
 scare quotes ("fast shipping" took 12 days) is treated the same way."""
+SARCASM_HINTS = ("🙄", "🤦", "😒", "yeah sure", "oh ", "love that for me", "bravo size",
+                 "dediniz", "diyordunuz")
+"""Every `SARCASM` match holds one of these: most mentions hold none, and a few substring
+tests are much cheaper than the regex."""
 # fmt: on
-ANY_IDIOM = re.compile("|".join(f"(?:{pattern.pattern})" for pattern, _ in IDIOMS))
-"""Most mentions hold no idiom: one search of this rules out all of them at once."""
+ANY_IDIOM = re.compile(
+    r"\b(?=\w)(?:" + "|".join(f"{pattern.pattern[2:-2]}\\b" for pattern, _ in IDIOMS) + ")")
+"""Most mentions hold no idiom: one search of this rules out all of them at once. Every
+idiom starts with a letter or digit at a word boundary, so that is tested once per place,
+not once per idiom (a third of the time of the plain alternation)."""
 WORD_CACHE = 65_536
 CACHED_WORD = 40
-"""Words repeat across mentions, so each is folded and looked up once, in caches this big;
-longer words (a hostile 20,000-letter "word") are never kept."""
+"""Words repeat across mentions, so each is folded and looked up once, in caches of this
+many words; longer words (a hostile 20,000-letter "word") are never kept."""
+BUT, INTENSIFIER, EN_NEGATOR, TR_NEGATION = 1, 2, 3, 4
+"""What a word does in `Sentiment.score`, worked out once per word (see `_word_role`)."""
+GREETING_FIRST = frozenset(first for first, _ in GREETED)
 
 
 def lower(text: str, lang: str | None) -> str:
@@ -239,7 +249,14 @@ def lower(text: str, lang: str | None) -> str:
 
 
 def fold(text: str) -> str:
-    return text.translate(TR_FOLD)
+    """Turkish letters to their plain forms (`TR_FOLD`). Chained replaces, not
+    `str.translate`: six times faster on a tweet, and each replacement is plain ASCII, so
+    no later replace can touch it; the answer is the same."""
+    if text.isascii():
+        return text
+    return (text.replace("ç", "c").replace("ğ", "g").replace("ı", "i").replace("ö", "o")
+            .replace("ş", "s").replace("ü", "u").replace("â", "a").replace("î", "i")
+            .replace("û", "u"))
 
 
 class Sentiment:
@@ -248,41 +265,55 @@ class Sentiment:
     def __init__(self) -> None:
         self._exact = {fold(w): v for w, v in LEXICON if not w.endswith("*")}
         self._stems = {fold(w[:-1]): v for w, v in LEXICON if w.endswith("*")}
-        self._lookup = lru_cache(maxsize=WORD_CACHE)(self._lookup_word)
-        self._normal = lru_cache(maxsize=WORD_CACHE)(_normal_word)
+        # per Turkish-or-not: raw token -> (word, caps, False); word -> `_word_role`
+        self._tokens: tuple[dict, dict] = ({}, {})
+        self._roles: tuple[dict, dict] = ({}, {})
 
     def score(self, text: str, lang: str | None) -> float:
         """Lexicon score with negation, intensifiers, "but", caps and "!" (VADER-style),
         idioms and sarcasm, squashed into -1..1 by x / sqrt(x² + 15)."""
-        raw = SIGN_OFF.sub(" ", NOISE.sub(" ", text[:MAX_CHARS]).replace("#", " "))
-        words = _idioms(self._words(raw, lang))
-        sarcastic = SARCASM.search(" ".join(w for w, _, _ in words)) is not None
+        raw = NOISE.sub(" ", text[:MAX_CHARS]).replace("#", " ")
+        if "," in raw:  # a sign-off line ends in a comma
+            raw = SIGN_OFF.sub(" ", raw)
+        turkish = lang == "tr"
+        words = self._words(raw, turkish)
+        joined = " ".join([w for w, _, _ in words])
+        if joined and ANY_IDIOM.search(joined) is not None:
+            words = _idioms(words, joined)
+            joined = " ".join([w for w, _, _ in words])
+        sarcastic = None  # looked for only when there is praise to turn
+        roles, role = self._roles[turkish], self._word_role
         valences = [0.0] * len(words)
         boost = negate = 0
         but_at = None
         for i, (word, caps, quoted) in enumerate(words):
             if not word:
                 continue
-            bare = word.replace("'", "")
-            valence, covered = (self._lookup if len(word) <= CACHED_WORD
-                                else self._lookup_word)(word)
-            if word in BUT_WORDS:
-                but_at = i
-            elif word in INTENSIFIERS:
-                boost = 2
-            elif lang != "tr" and (bare in EN_NEGATORS or word.endswith("n't")):
-                negate = 3
-            elif TR_COPULA_NEG.match(word) or (not valence and lang == "tr" and _tr_negated(word)):
-                valences[i] = _tr_negation(words, valences, i)
-            elif negate and valence <= 0 and bare.startswith(EN_EXPECTED):
+            found = roles.get(word)
+            if found is None:
+                found = role(word, turkish)
+            kind, valence, scored, expected = found
+            if kind:
+                if kind == BUT:
+                    but_at = i
+                elif kind == INTENSIFIER:
+                    boost = 2
+                elif kind == EN_NEGATOR:
+                    negate = 3
+                else:
+                    valences[i] = _tr_negation(words, valences, i)
+            elif negate and valence <= 0 and expected:
                 valences[i], boost, negate = -1.5, 0, 0
             elif valence:
-                if lang == "tr" and TR_VERB_NEG.match(word[covered:]):
-                    valence *= -0.74
+                valence = scored
                 valence += math.copysign(0.733, valence) if caps else 0.0
                 valence *= (1.5 if boost else 1.0) * (-0.74 if negate else 1.0)
-                if valence > 0 and (sarcastic or quoted):
-                    valence = -valence
+                if valence > 0:
+                    if sarcastic is None:
+                        sarcastic = any(h in joined for h in SARCASM_HINTS) and (
+                            SARCASM.search(joined) is not None)
+                    if sarcastic or quoted:
+                        valence = -valence
                 valences[i], boost, negate = valence, 0, 0
             else:
                 boost, negate = max(boost - 1, 0), max(negate - 1, 0)
@@ -293,19 +324,53 @@ class Sentiment:
             total += math.copysign(0.292 * min(raw.count("!"), 4), total)
         return round(max(-1.0, min(1.0, total / math.sqrt(total * total + ALPHA))), 3)
 
-    def _words(self, raw: str, lang: str | None) -> list[tuple[str, bool, bool]]:
+    def _word_role(self, word: str, turkish: bool) -> tuple[int, float, float, bool]:
+        """(role, lexicon valence, valence after a Turkish negated-verb suffix, whether it
+        is an `EN_EXPECTED` word): everything `score` asks of a word that does not depend
+        on its neighbours, in the order `score` asks it. Kept for words up to
+        `CACHED_WORD` letters."""
+        bare = word.replace("'", "")
+        valence, covered = self._lookup_word(word)
+        if word in BUT_WORDS:
+            kind = BUT
+        elif word in INTENSIFIERS:
+            kind = INTENSIFIER
+        elif not turkish and (bare in EN_NEGATORS or word.endswith("n't")):
+            kind = EN_NEGATOR
+        elif TR_COPULA_NEG.match(word) or (not valence and turkish and _tr_negated(word)):
+            kind = TR_NEGATION
+        else:
+            kind = 0
+        scored = valence
+        if valence and turkish and TR_VERB_NEG.match(word[covered:]):
+            scored = valence * -0.74
+        return _kept(self._roles[turkish], word,
+                     (kind, valence, scored, bare.startswith(EN_EXPECTED)))
+
+    def _words(self, raw: str, turkish: bool) -> list[tuple[str, bool, bool]]:
         """Folded words (letter runs squeezed: "berbaaat" → "berbat") with an ALL-CAPS
-        flag and an in-quotes flag, greetings dropped."""
-        quotes = [m.span(1) for m in QUOTED.finditer(raw)]
-        normal, turkish = self._normal, lang == "tr"
-        words = [
-            ((normal if len(m.group()) <= CACHED_WORD else _normal_word)(m.group(), turkish),
-             _is_caps(m.group()),
-             bool(quotes) and any(a <= m.start() < b for a, b in quotes))
-            for m in WORD.finditer(raw)
-        ]
+        flag and an in-quotes flag, greetings dropped. `turkish`: lang == "tr"."""
+        tokens = self._tokens[turkish]
+        quotes = [m.span(1) for m in QUOTED.finditer(raw)] if '"' in raw or "“" in raw or (
+            "”" in raw) else None
+        if quotes:
+            words = [
+                (*(tokens.get(m.group()) or self._token(m.group(), turkish))[:2],
+                 any(a <= m.start() < b for a, b in quotes))
+                for m in WORD.finditer(raw)
+            ]
+        else:
+            words = [tokens.get(token) or self._token(token, turkish)
+                     for token in WORD.findall(raw)]
+        if GREETING_FIRST.isdisjoint([w for w, _, _ in words]):
+            return words
         following = [*words[1:], ("", False, False)]
         return [w for w, n in zip(words, following, strict=False) if (w[0], n[0]) not in GREETED]
+
+    def _token(self, token: str, turkish: bool) -> tuple[str, bool, bool]:
+        """(folded word, ALL-CAPS, not quoted) for one token, kept if it is short."""
+        return _kept(self._tokens[turkish], token,
+                     (_normal_word(token, turkish), _is_caps(token), False))
 
     def _lookup_word(self, word: str) -> tuple[float, int]:
         """Valence and how many letters of the word the lexicon entry covered."""
@@ -322,16 +387,25 @@ class Sentiment:
         return 0.0, 0
 
 
+def _kept(cache: dict[str, Any], key: str, value: Any) -> Any:
+    """`value`, remembered under a short `key`; a full cache starts over, so hostile text
+    (endless distinct or 20,000-letter words) cannot grow it."""
+    if len(key) <= CACHED_WORD:
+        if len(cache) >= WORD_CACHE:
+            cache.clear()
+        cache[key] = value
+    return value
+
+
 def _normal_word(token: str, turkish: bool) -> str:
     """Lower-cased, folded, letter runs squeezed; `turkish` is `lower`'s lang == "tr"."""
     return REPEATS.sub(r"\1", fold(lower(token, "tr" if turkish else None))).replace("’", "'")
 
 
-def _idioms(words: list[tuple[str, bool, bool]]) -> list[tuple[str, bool, bool]]:
-    """Replace each idiom's words by its one lexicon word (the rest become "")."""
-    joined = " ".join(w for w, _, _ in words)
-    if not joined or ANY_IDIOM.search(joined) is None:
-        return words
+def _idioms(words: list[tuple[str, bool, bool]], joined: str
+            ) -> list[tuple[str, bool, bool]]:
+    """Replace each idiom's words by its one lexicon word (the rest become "");
+    `joined` is the words joined by single spaces."""
     starts, at = [], 0
     for word, _, _ in words:
         starts.append(at)

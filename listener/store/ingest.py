@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, insert, or_, select, text, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import RawAuthor, Rejected
@@ -26,6 +25,7 @@ from listener.models import (
 )
 from listener.store import routing as routing_store
 from listener.store.customers import Identity, identity_id
+from listener.store.driver_rows import insert_rows, json_text
 from listener.store.queries import open_counts
 
 CHUNK = 500
@@ -39,15 +39,18 @@ class AuthorLink:
     segment: str | None
 
 
-def _refreshed(row: Any, seen: RawAuthor) -> dict[str, Any] | None:
+def _refreshed(author_id: int, stored: tuple[str, int | None, str | None], seen: RawAuthor
+               ) -> dict[str, Any] | None:
     """An author's names and reach as last seen, or None when nothing changed (the row is
-    then not written). An e-mail once known is kept."""
-    name = seen.name if seen.name and seen.name != row.name else row.name
-    followers = seen.followers if seen.followers is not None else row.followers
-    email = seen.email if seen.email and not row.email else row.email
-    if (name, followers, email) == (row.name, row.followers, row.email):
+    then not written). An e-mail once known is kept. Plain values, not the result row:
+    a row's attribute access cost more than the rest of the batch's linking of them."""
+    old_name, old_followers, old_email = stored
+    name = seen.name if seen.name and seen.name != old_name else old_name
+    followers = seen.followers if seen.followers is not None else old_followers
+    email = seen.email if seen.email and not old_email else old_email
+    if (name, followers, email) == stored:
         return None
-    return {"author_id": row.id, "new_name": name, "new_followers": followers,
+    return {"author_id": author_id, "new_name": name, "new_followers": followers,
             "new_email": email}
 
 
@@ -135,7 +138,6 @@ class IngestTx:
         self.session = session
         self.phone_region = phone_region
         self._postgres = session.bind.dialect.name == "postgresql"
-        self._insert = postgresql.insert if self._postgres else sqlite.insert
 
     async def existing_ids(self, source: str, external_ids: Iterable[str]) -> set[str]:
         found: set[str] = set()
@@ -181,7 +183,8 @@ class IngestTx:
         `since`, and any answered in these threads of this source."""
         conditions = []
         if customer_ids:
-            conditions.append(and_(Mention.customer_id.in_(customer_ids),
+            conditions.append(and_(routing_store.mentions_of(self.session, Mention.customer_id,
+                                                             customer_ids),
                                    Mention.first_response_at >= since))
         if threads:
             conditions.append(and_(Mention.source == source, Mention.thread.in_(threads)))
@@ -191,7 +194,8 @@ class IngestTx:
             select(Mention.id, Mention.customer_id, Mention.source, Mention.thread,
                    Mention.first_response_at)
             .where(Mention.first_response_at.is_not(None), or_(*conditions)))
-        return [AnsweredMention(*row) for row in rows]
+        # Oldest first: of two answered at the same moment, the first stored is followed up.
+        return sorted((AnsweredMention(*row) for row in rows), key=lambda m: m.id)
 
     async def recent_texts(self, author_ids: set[int], since: datetime
                            ) -> list[tuple[int, str, datetime]]:
@@ -201,7 +205,8 @@ class IngestTx:
             return []
         rows = await self.session.execute(
             select(Mention.author_id, Mention.text, Mention.created_at)
-            .where(Mention.author_id.in_(author_ids), Mention.created_at >= since))
+            .where(routing_store.mentions_of(self.session, Mention.author_id, author_ids),
+                   Mention.created_at >= since))
         return [tuple(row) for row in rows]
 
     async def open_counts(self) -> dict[str, int]:
@@ -262,14 +267,14 @@ class IngestTx:
         changed = []
         for (channel,), handles in self._grouped(wanted):
             rows = await self.session.execute(
-                select(Author.id, Author.channel, Author.handle, Author.customer_id,
+                select(Author.id, Author.handle, Author.customer_id,
                        Author.name, Author.followers, Author.email, Customer.segment)
                 .join(Customer, Customer.id == Author.customer_id)
                 .where(Author.channel == channel, self._one_of(Author.handle, handles)))
-            for row in rows:
-                key = (row.channel, row.handle)
-                links[key] = AuthorLink(row.id, row.customer_id, row.segment)
-                fresh = _refreshed(row, wanted[key])
+            for author_id, handle, customer_id, name, followers, email, segment in rows:
+                key = (channel, handle)
+                links[key] = AuthorLink(author_id, customer_id, segment)
+                fresh = _refreshed(author_id, (name, followers, email), wanted[key])
                 if fresh is not None:
                     changed.append(fresh)
         if changed:
@@ -375,8 +380,8 @@ class IngestTx:
             result = await self.session.execute(
                 insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
             return list(result.scalars())
-        result = await self.session.execute(insert(table).returning(table.c.id), rows)
-        return sorted(result.scalars())
+        return sorted(row_id for row_id, in await insert_rows(
+            self.session, table, rows, returning=["id"]))
 
     async def _insert_authors(self, plans: list[NewAuthor]) -> dict[tuple[str, str], int]:
         rows = await self._insert_new(Author.__table__, [
@@ -392,9 +397,9 @@ class IngestTx:
             return await self.session.execute(*_unnest_insert(
                 table, rows, f"ON CONFLICT ({', '.join(key)}) DO NOTHING "
                 f"RETURNING id, {', '.join(key)}"))
-        return await self.session.execute(
-            self._insert(table).on_conflict_do_nothing(index_elements=key)
-            .returning(table.c.id, *(table.c[name] for name in key)), rows)
+        return await insert_rows(self.session, table, rows,
+                                 f"ON CONFLICT ({', '.join(key)}) DO NOTHING",
+                                 ["id", *key])
 
     async def _stored_links(self, plans: list[NewAuthor]) -> dict[tuple[str, str], AuthorLink]:
         rows = await self.session.execute(
@@ -433,14 +438,16 @@ class IngestTx:
                 "actor": plan.actor, "identity_id": identity_ids[handle], "at": now,
                 "undo": {"authors": [author_ids[plan.key]],
                          "identities": [claimed[i] for i in plan.claims if i in claimed]}})
-        if records:
+        if records and self._postgres:
             await self.session.execute(insert(CustomerLink.__table__), records)
+        elif records:
+            await insert_rows(self.session, CustomerLink.__table__, records)
 
     async def insert_mentions(self, rows: list[dict[str, Any]]) -> dict[str, int]:
         """external_id → new id; rows whose (source, external_id) exists already (a
-        concurrent writer won the race) are left out. SQLite: one executemany, sent as a
-        few multi-row INSERT … RETURNING statements compiled once; PostgreSQL: one
-        statement over column arrays."""
+        concurrent writer won the race) are left out. SQLite: a few multi-row
+        INSERT … RETURNING statements with the values in driver form
+        (`driver_rows`); PostgreSQL: one statement over column arrays."""
         if not rows:
             return {}
         table = Mention.__table__
@@ -449,20 +456,20 @@ class IngestTx:
                 table, rows, "ON CONFLICT (source, external_id) DO NOTHING "
                 "RETURNING id, external_id"))
         else:
-            result = await self.session.execute(
-                self._insert(table)
-                .on_conflict_do_nothing(index_elements=["source", "external_id"])
-                .returning(table.c.id, table.c.external_id), rows)
+            result = await insert_rows(
+                self.session, table, rows, "ON CONFLICT (source, external_id) DO NOTHING",
+                ["id", "external_id"])
         return {external_id: mention_id for mention_id, external_id in result}
 
     async def add_events(self, events: list[dict[str, Any]]) -> None:
         if not events:
             return
-        if self._postgres:  # as the JSON column would write it
-            await self.session.execute(*_unnest_insert(MentionEvent.__table__, [
-                {**event, "data": json.dumps(event["data"])} for event in events], ""))
+        if self._postgres:  # data as the JSON column would write it (`json.dumps`)
+            statement, arrays = _unnest_insert(MentionEvent.__table__, events, "")
+            arrays["data"] = [json_text(data) for data in arrays["data"]]
+            await self.session.execute(statement, arrays)
         else:
-            await self.session.execute(insert(MentionEvent.__table__), events)
+            await insert_rows(self.session, MentionEvent.__table__, events)
 
     def add_event(
         self,

@@ -97,3 +97,20 @@ async def test_close_stops_the_worker(expected: list) -> None:
     assert not any(worker.is_alive() for worker in workers)
     assert await own.enrich_many(labelled_inputs()) == expected  # inline after close
 
+
+
+async def test_a_pool_that_keeps_no_share_answers_the_same(enricher: Enricher, expected: list
+                                                           ) -> None:
+    """`keep_share=False` (this process busy writing): the worker enriches the whole batch."""
+    running = {child.pid for child in multiprocessing.active_children()}
+    own = EnrichPool(pool_from=100, enricher=enricher, keep_share=False)
+    try:
+        inline = enricher.enrich_many
+        enricher.enrich_many = None  # type: ignore[method-assign]  # big batches: never here
+        try:
+            assert await own.enrich_many(labelled_inputs()) == expected
+        finally:
+            enricher.enrich_many = inline  # type: ignore[method-assign]
+        assert [c for c in multiprocessing.active_children() if c.pid not in running]
+    finally:
+        own.close()
