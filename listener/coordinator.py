@@ -35,6 +35,7 @@ from listener.leases import (
     renew_every,
 )
 from listener.metrics import Metrics
+from listener.outage import database_unreachable
 from listener.pipeline.ingest import Pipeline, SourceInfo
 from listener.redact import Redactor
 from listener.store import Store
@@ -232,8 +233,12 @@ class Coordinator:
             outcome = "error"
             await self._failed(polled, outcome, exc, now, self._backoff(polled))
         except Exception as exc:
-            log.exception("source %s: unexpected failure while polling", source_id)
             outcome = "error"
+            # The database going away mid-poll is no bug of the source: no traceback. If
+            # it is still away, recording the failure raises and the job's outage log
+            # says so once.
+            if not database_unreachable(exc):
+                log.exception("source %s: unexpected failure while polling", source_id)
             await self._failed(polled, outcome, exc, now, self._backoff(polled), logged=True)
         else:
             outcome = "ok"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any, ClassVar
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from connectors.base import Batch, RateLimited, RawAuthor, RawItem, SourceError
 from listener.app import build_services, prepare_database
@@ -311,4 +313,29 @@ async def test_a_post_the_connector_knows_is_the_brands_answers_without_brand_ac
     assert rows["1"].status == "responded"
     assert rows["1"].first_response_at == now - timedelta(minutes=5)
     assert rows["2"].status == "ignored" and rows["2"].deadline_at is None
+    await services.store.close()
+
+
+async def test_the_database_going_away_mid_poll_is_no_traceback_and_refetches(
+        db_url: str, clock: Any, enricher: Any, caplog: Any) -> None:
+    """A poll whose commit meets a lost database connection (the database restarting) is
+    a failed poll with a back-off, not an "unexpected failure" with a traceback; the next
+    poll fetches the same items again and stores them once."""
+    connector = ScriptedConnector([item(i, clock.now() - timedelta(minutes=i)) for i in range(3)])
+    services = await setup(db_url, clock, enricher, connector)
+
+    def connection_lost() -> None:
+        raise OperationalError("COMMIT", {}, ConnectionResetError("connection reset by peer"))
+
+    services.pipeline.before_commit = connection_lost
+    with caplog.at_level(logging.INFO):
+        assert await services.coordinator.poll("demo") == "error"
+    assert not [r for r in caplog.records if r.exc_info], caplog.text
+    assert "unexpected failure" not in caplog.text
+    assert services.coordinator.sources["demo"].not_before is not None  # backs off
+    services.pipeline.before_commit = None
+    services.coordinator.sources["demo"].not_before = None
+    assert await services.coordinator.poll("demo") == "ok"
+    assert connector.calls == [None, None]
+    assert await count(services) == 3
     await services.store.close()
