@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import secrets
 import subprocess
 import sys
@@ -34,7 +33,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.reads import free_port, rss_mb  # noqa: E402
+from bench.reads import free_port, rss_mb, signed_in  # noqa: E402
 from connectors.webhook import SIGNATURE_HEADER, sign  # noqa: E402
 from listener.malloc import TRIM_SECONDS  # noqa: E402
 
@@ -105,20 +104,7 @@ class Serve:
                            capture_output=True, env=env)
         self.process = subprocess.Popen([LISTENER, "serve", "--config", str(self.config)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(600):
-            try:
-                async with self.client.get(self.base + "/healthz") as response:
-                    if response.status == 200:
-                        break
-            except aiohttp.ClientError:
-                await asyncio.sleep(0.1)
-        else:
-            raise RuntimeError("listener serve did not start")
-        page = await (await self.client.get(self.base + "/login")).text()
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore
-        async with self.client.post(self.base + "/login", allow_redirects=False, data={
-                "name": "bench", "password": PASSWORD, "csrf_token": csrf}) as response:
-            assert response.status == 303, await response.text()
+        await signed_in(self.client, self.base, "bench", PASSWORD)
 
     async def stop(self) -> None:
         await self.client.close()

@@ -274,6 +274,26 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+async def signed_in(client: aiohttp.ClientSession, base: str, name: str,
+                    password: str) -> None:
+    """Wait for a just-started `listener serve` to answer /healthz, then sign in as
+    `name` (the session cookie stays in `client`)."""
+    for _ in range(600):
+        try:
+            async with client.get(base + "/healthz") as response:
+                if response.status == 200:
+                    break
+        except aiohttp.ClientError:
+            await asyncio.sleep(0.1)
+    else:
+        raise RuntimeError("listener serve did not start")
+    page = await (await client.get(base + "/login")).text()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore
+    async with client.post(base + "/login", allow_redirects=False, data={
+            "name": name, "password": password, "csrf_token": token}) as response:
+        assert response.status == 303, await response.text()
+
+
 def rss_mb(pid: int) -> dict[str, float]:
     status = Path(f"/proc/{pid}/status").read_text()
     return {key: int(re.search(rf"{key}:\s+(\d+)", status).group(1)) / 1024  # type: ignore
@@ -317,24 +337,7 @@ class Server:
 
     async def started(self) -> None:
         assert self.client is not None
-        for _ in range(600):
-            try:
-                async with self.client.get(self.base + "/healthz") as response:
-                    if response.status == 200:
-                        break
-            except aiohttp.ClientError:
-                await asyncio.sleep(0.1)
-        else:
-            raise RuntimeError("listener serve did not start")
-        await self.sign_in()
-
-    async def sign_in(self) -> None:
-        assert self.client is not None
-        page = await (await self.client.get(self.base + "/login")).text()
-        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore
-        async with self.client.post(self.base + "/login", allow_redirects=False, data={
-                "name": "bench", "password": PASSWORD, "csrf_token": token}) as response:
-            assert response.status == 303, await response.text()
+        await signed_in(self.client, self.base, "bench", PASSWORD)
 
     async def __aexit__(self, *exc: object) -> None:
         assert self.client is not None and self.process is not None
