@@ -36,6 +36,7 @@ OPEN_STATUSES = ("new", "assigned")
 # Written out, not bound: a query names open mentions with exactly this text (see
 # `listener.store.queries.is_open`) so SQLite and PostgreSQL can use the partial index.
 OPEN_SQL = "status IN ('new', 'assigned')"
+ANSWERED_SQL = "first_response_at IS NOT NULL"
 # Ids that outgrow 2**31 (mentions and what hangs off them): BIGINT on PostgreSQL; on
 # SQLite an INTEGER PRIMARY KEY is already the 64-bit rowid, and must stay that type.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -209,14 +210,21 @@ class Mention(Base):
         Index("ix_mentions_next_alert_at", "next_alert_at"),
         # The spike watcher counts mentions by posting time every 30 s, five windows at once.
         Index("ix_mentions_created_at", "created_at"),
+        # A batch's look-ups want a customer's (author's) mentions since a moment: one
+        # index range each, not their whole history read and filtered afterwards.
+        Index("ix_mentions_customer_created", "customer_id", "created_at"),
+        Index("ix_mentions_author_created", "author_id", "created_at"),
+        # Answered ones only (follow-ups): new mentions come unanswered and cost it nothing.
+        Index("ix_mentions_customer_answered", "customer_id", "first_response_at",
+              sqlite_where=text(ANSWERED_SQL), postgresql_where=text(ANSWERED_SQL)),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     source: Mapped[str] = mapped_column(String(100))
     channel: Mapped[str] = mapped_column(String(30))
     external_id: Mapped[str] = mapped_column(String(200))
     url: Mapped[str | None] = mapped_column(Text)
-    author_id: Mapped[int | None] = mapped_column(ForeignKey("authors.id"), index=True)
-    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("authors.id"))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
     text: Mapped[str] = mapped_column(Text, default="")
     lang: Mapped[str | None] = mapped_column(String(10))
     sentiment: Mapped[float] = mapped_column(Float, default=0.0)

@@ -9,7 +9,7 @@ from typing import Any
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from connectors.webhook import SIGNATURE_HEADER, sign
 from listener import db
@@ -116,3 +116,49 @@ async def test_upgrading_a_populated_database_makes_mention_ids_64_bit(
     assert (await client.get(f"/api/v1/mentions/{2**63}", headers=auth)).status == 404
     summary = await (await client.get("/api/v1/sla/summary", headers=auth)).json()
     assert summary["states"]["met"] == 1 and summary["open"] == 2
+
+
+def downgrade_to(connection: Any, revision: str) -> None:
+    config = db.alembic_config()
+    config.attributes["connection"] = connection
+    command.downgrade(config, revision)
+
+
+def history_indexes(connection: Any) -> dict[str, tuple[list[str], bool]]:
+    """Indexes of mentions on customer_id or author_id: (columns, partial on answered)."""
+    found = {}
+    for index in inspect(connection).get_indexes("mentions"):
+        columns = index["column_names"]
+        if columns[0] in ("customer_id", "author_id"):
+            where = str(index.get("dialect_options", {}).get(
+                f"{connection.dialect.name}_where", ""))
+            found[index["name"]] = (columns, "first_response_at IS NOT NULL" in where)
+    return found
+
+
+BEFORE_0016 = {"ix_mentions_customer_id": (["customer_id"], False),
+               "ix_mentions_author_id": (["author_id"], False)}
+AT_0016 = {"ix_mentions_customer_created": (["customer_id", "created_at"], False),
+           "ix_mentions_author_created": (["author_id", "created_at"], False),
+           "ix_mentions_customer_answered": (["customer_id", "first_response_at"], True)}
+
+
+async def test_history_indexes_go_up_down_and_up_again_on_a_populated_database(
+        db_url: str) -> None:
+    engine = db.create_engine(db_url)
+    try:
+        await populate_at_0011(engine)
+        stored = text("SELECT id, author_id, customer_id, created_at, first_response_at "
+                      "FROM mentions ORDER BY id")
+        async with engine.begin() as connection:
+            await connection.run_sync(upgrade_to, "0015")
+            rows = (await connection.execute(stored)).all()
+            assert len(rows) == 3
+            for move, revision, indexes in ((upgrade_to, "0016", AT_0016),
+                                            (downgrade_to, "0015", BEFORE_0016),
+                                            (upgrade_to, "0016", AT_0016)):
+                await connection.run_sync(move, revision)
+                assert await connection.run_sync(history_indexes) == indexes, revision
+                assert (await connection.execute(stored)).all() == rows, revision
+    finally:
+        await engine.dispose()

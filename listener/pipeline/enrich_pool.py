@@ -19,7 +19,7 @@ import itertools
 import logging
 import multiprocessing
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from listener.pipeline.enrich import DEFAULT_LANGUAGES, Enricher, EnrichInput, Enrichment
@@ -44,6 +44,11 @@ Columns = tuple[list, ...]
 languages and priorities are pickled once each (about 0.3 µs a mention less than rows)."""
 
 
+def _started() -> None:
+    """Runs in a worker once its initializer has loaded the models: it answers when the
+    worker is ready to take batches."""
+
+
 def _enrich_share(*columns: list) -> Columns:
     """Runs in the worker: (texts, followers, hints, ratings) in, (langs, sentiments,
     priorities) out. The worker's Enricher lives as long as the pool, so its word and
@@ -58,20 +63,26 @@ class EnrichPool:
 
     def __init__(self, languages: Sequence[str] = DEFAULT_LANGUAGES, workers: int = 1,
                  pool_from: int = POOL_FROM, enricher: Enricher | None = None,
-                 keep_share: bool = True) -> None:
+                 keep_share: bool = True, inline_while_starting: bool = False) -> None:
         """`keep_share`: this process enriches a share of a big batch too, which is best
         when it has nothing else to do; False leaves all of it to the workers, so this
-        process stays free for work it does meanwhile (writing the previous batch)."""
+        process stays free for work it does meanwhile (writing the previous batch).
+        `inline_while_starting`: until the workers have loaded their models (a second or
+        two) big batches are enriched here, rather than this process waiting for them."""
         self._languages = tuple(languages)
         self._workers = workers
         self._keep_share = keep_share
         self._pool_from = pool_from
         self._enricher = enricher or Enricher(self._languages)
+        self._inline_while_starting = inline_while_starting
         self._executor: ProcessPoolExecutor | None = None
+        self._starting: Future[None] | None = None
 
     async def enrich_many(self, inputs: Sequence[EnrichInput]) -> list[Enrichment]:
         """Same answers as `Enricher.enrich_many(inputs)`, in input order."""
         if len(inputs) < self._pool_from or self._workers < 1:
+            return self._enricher.enrich_many(inputs)
+        if self._inline_while_starting and not self.started():
             return self._enricher.enrich_many(inputs)
         keep = 1 if self._keep_share else 0
         shares = _split(list(inputs), self._workers + keep)
@@ -81,9 +92,20 @@ class EnrichPool:
             out.extend(await self._collect(future, share))
         return out
 
+    def started(self) -> bool:
+        """Whether the workers are ready for batches; the first call starts them."""
+        if self._starting is None:
+            try:
+                self._starting = self._running().submit(_started)
+            except BrokenProcessPool:
+                self._drop_executor()
+                return False
+        return self._starting.done()
+
     def close(self) -> None:
         """Stop the workers (waits for them to exit); later batches run inline."""
         self._workers = 0
+        self._starting = None
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
@@ -106,6 +128,7 @@ class EnrichPool:
         return self._executor
 
     def _drop_executor(self) -> None:
+        self._starting = None
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None

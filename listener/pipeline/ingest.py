@@ -7,6 +7,8 @@ the (source, external_id) key turns that re-fetch into duplicates, never double 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from bisect import bisect_right, insort
 from collections import Counter, defaultdict
@@ -177,6 +179,64 @@ def find_owner(item: RawItem, source: str, customer_id: int, owners: Conversatio
     return found.assignee if found else None
 
 
+WRITE_BEHIND_ROWS = 250
+"""Rows planned before they are handed to the database, which inserts them while the
+next ones are planned."""
+YIELD_ROWS = 50
+"""Rows planned between turns given to that write (each step of it needs one)."""
+
+
+class _WriteBehind:
+    """Inserts a batch's rows a slice at a time, each while the next slice is planned:
+    the database works (in the driver's thread, or PostgreSQL's own process) while this
+    process plans, instead of one waiting for the other. One write in flight at a time,
+    in order, on the batch's one transaction."""
+
+    def __init__(self, tx: IngestTx):
+        self.tx = tx
+        self.ids: dict[str, int] = {}
+        self.rows: dict[str, dict[str, Any]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def write(self, rows: list[dict[str, Any]],
+                    events: dict[str, list[dict[str, Any]]]) -> None:
+        await self._finish()
+        if not rows:
+            return
+        for row in rows:
+            self.rows[row["external_id"]] = row
+        self._task = asyncio.ensure_future(self._insert(rows, events))
+        await asyncio.sleep(0)  # let it reach the driver before planning goes on
+
+    async def done(self) -> dict[str, int]:
+        await self._finish()
+        return self.ids
+
+    async def __aenter__(self) -> _WriteBehind:
+        return self
+
+    async def __aexit__(self, kind: Any, *_: Any) -> None:
+        """Planning failed: the write in flight still ends before the transaction rolls
+        back (the driver cannot drop a statement half way); its own error, if any, is
+        the lesser news."""
+        if kind is not None and self._task is not None:
+            with contextlib.suppress(Exception):
+                await self._task
+
+    async def _finish(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            await task
+
+    async def _insert(self, rows: list[dict[str, Any]],
+                      events: dict[str, list[dict[str, Any]]]) -> None:
+        ids = await self.tx.insert_mentions(rows)
+        self.ids.update(ids)
+        await self.tx.add_events([{**event, "mention_id": ids[external_id]}
+                                  for external_id, batch in events.items()
+                                  if external_id in ids for event in batch])
+
+
 class Pipeline:
     def __init__(
         self,
@@ -303,38 +363,46 @@ class Pipeline:
             min(item.created_at for item in fresh) - self.follow_up_window))
         repeats = RepeatLog.of(await tx.recent_texts(
             {link.author_id for link in links.values()}, self.noise.since(fresh)))
-        rows, events = [], {}
+        async with _WriteBehind(tx) as behind:
+            rows: list[dict[str, Any]] = []
+            events: dict[str, list[dict[str, Any]]] = {}
+            for item in fresh:
+                queued = queue_after is None or item.created_at >= queue_after
+                link = links[(item.channel, item.author.handle)]
+                follows = find_follow_up(item, source.id, link.customer_id, answered,
+                                         self.follow_up_window)
+                noise = self.noise.reason(item, link.author_id, repeats) if source.screened \
+                    else None
+                owner = find_owner(item, source.id, link.customer_id, owners, window)
+                values, decision = self._plan(source, item, enriched[item.external_id], link, now,
+                                              queued, loads, last, follows, noise, away=away,
+                                              owner=owner)
+                if decision is not None and decision.agent_id:
+                    loads[decision.agent_id] = loads.get(decision.agent_id, 0) + 1
+                    last = decision.agent_id
+                    owners.add(ConversationOwner(link.customer_id, source.id, item.thread,
+                                                 item.created_at, decision.agent_id))
+                rows.append(values)
+                events[item.external_id] = self._events(source, item, now, queued, decision,
+                                                        values["follow_up_of"], noise,
+                                                        brand=values["brand"])
+                if len(rows) % YIELD_ROWS == 0:
+                    await asyncio.sleep(0)  # the write in flight moves on to its next step
+                if len(rows) >= WRITE_BEHIND_ROWS:
+                    await behind.write(rows, events)
+                    rows, events = [], {}
+            await behind.write(rows, events)
+            ids = await behind.done()
+        result.duplicates += len(fresh) - len(ids)
         for item in fresh:
-            queued = queue_after is None or item.created_at >= queue_after
-            link = links[(item.channel, item.author.handle)]
-            follows = find_follow_up(item, source.id, link.customer_id, answered,
-                                     self.follow_up_window)
-            noise = self.noise.reason(item, link.author_id, repeats) if source.screened \
-                else None
-            owner = find_owner(item, source.id, link.customer_id, owners, window)
-            values, decision = self._plan(source, item, enriched[item.external_id], link, now,
-                                          queued, loads, last, follows, noise, away=away,
-                                          owner=owner)
-            if decision is not None and decision.agent_id:
-                loads[decision.agent_id] = loads.get(decision.agent_id, 0) + 1
-                last = decision.agent_id
-                owners.add(ConversationOwner(link.customer_id, source.id, item.thread,
-                                             item.created_at, decision.agent_id))
-            rows.append(values)
-            events[item.external_id] = self._events(source, item, now, queued, decision,
-                                                    values["follow_up_of"], noise,
-                                                    brand=values["brand"])
-        ids = await tx.insert_mentions(rows)
-        result.duplicates += len(rows) - len(ids)
-        await tx.add_events([{**event, "mention_id": ids[external_id]}
-                             for external_id, batch in events.items() if external_id in ids
-                             for event in batch])
-        for row in rows:
-            if row["external_id"] in ids:
-                result.stored.append(ids[row["external_id"]])
-                result.channels.append(row["channel"])
-                if row["counted"]:
-                    result.voices.append((row["brand"], row["channel"], row["sentiment"]))
+            mention_id = ids.get(item.external_id)
+            if mention_id is None:
+                continue
+            row = behind.rows[item.external_id]
+            result.stored.append(mention_id)
+            result.channels.append(row["channel"])
+            if row["counted"]:
+                result.voices.append((row["brand"], row["channel"], row["sentiment"]))
         for item in fresh:
             if self.is_brand(item, source) and item.external_id in ids:
                 result.answered += await tx.record_native_reply(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import UTC, datetime
 
 from connectors.base import MAX_FOLLOWERS, RawAuthor, RawItem
 from connectors.text import without_lone_surrogates
@@ -40,6 +41,17 @@ def normalize_handle(handle: str) -> str:
     return printable(handle).strip().lstrip("@").casefold()[:200]
 
 
+def in_utc(moment: datetime) -> datetime:
+    """Parsed times carry the parser's own time zone object; every later step (deadline,
+    conversations, the row) converted them to UTC again, several times a mention."""
+    if moment.tzinfo is UTC or moment.tzinfo is None:
+        return moment
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # at the ends of the calendar: kept aside by the next stage
+        return moment
+
+
 def normalize(item: RawItem) -> RawItem:
     """Built field by field rather than with `dataclasses.replace`, which costs twice as
     much at ingest rates; tests/pipeline/test_normalize_fields.py checks no field is lost."""
@@ -47,7 +59,7 @@ def normalize(item: RawItem) -> RawItem:
     return RawItem(
         identifier(item.external_id),
         clean_text(item.text),
-        item.created_at,
+        in_utc(item.created_at),
         printable(item.channel).strip().lower(),
         RawAuthor(
             normalize_handle(author.handle),

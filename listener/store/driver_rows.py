@@ -12,6 +12,7 @@ hands back exactly the rows this statement inserted, whoever else writes meanwhi
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -70,10 +71,10 @@ def _not_bool(value: Any) -> None:
     raise TypeError(f"Not a boolean value: {value!r}")
 
 
-def _json_encoder() -> Callable[[Any], str]:
+def json_encoder() -> Callable[[Any], str]:
     """`json.dumps` with its defaults, minus the encoder object it builds per call (two
-    thirds of its cost on a small dict): the same text, the same errors. Its circular
-    reference check is shared: call it from one thread (the event loop's)."""
+    thirds of its cost on a small dict): the same text, the same errors. Each encoder
+    has its own circular reference check: use one from one thread (the event loop's)."""
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:
         return json.dumps
@@ -91,9 +92,6 @@ def _json_encoder() -> Callable[[Any], str]:
             raise
 
     return dumps
-
-
-json_text = _json_encoder()
 
 
 def _json(dumps: Callable[[Any], str]) -> Convert:
@@ -114,7 +112,7 @@ def _converter(column: Any, dialect: Dialect) -> Convert | None:
     if isinstance(kind, JSON):
         if getattr(kind, "none_as_null", False):
             raise NotImplementedError(f"{column}: JSON(none_as_null=True)")
-        return _json(dialect._json_serializer or json_text)  # type: ignore[attr-defined]
+        return _json(dialect._json_serializer or json_encoder())  # type: ignore[attr-defined]
     if isinstance(kind, Boolean) and not dialect.supports_native_boolean:
         return _booleans
     process = kind._cached_bind_processor(dialect)
@@ -165,27 +163,26 @@ class Layout:
         return out
 
 
-_LAYOUTS: dict[tuple[str, tuple[str, ...], str], Layout] = {}
-
-
-def layout(table: Table, keys: Sequence[str], dialect: Dialect) -> Layout:
-    key = (table.name, tuple(keys), dialect.name)
-    found = _LAYOUTS.get(key)
-    if found is None:
-        found = _LAYOUTS[key] = Layout(table, keys, dialect)
-    return found
+@functools.lru_cache(maxsize=128)
+def layout(table: Table, keys: tuple[str, ...], dialect: Dialect) -> Layout:
+    """A table's layout for rows with these keys, made once: working out the columns,
+    defaults and converters took longer than converting a small batch."""
+    return Layout(table, keys, dialect)
 
 
 async def insert_rows(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]],
                       tail: str = "", returning: Sequence[str] = ()) -> list[Any]:
     """SQLite: insert the rows (dicts with the same keys) in the session's transaction as
-    a few multi-row INSERTs ending in `tail` (an ON CONFLICT clause); the `returning`
-    columns of the rows inserted (rows of driver values: ids and strings as stored)."""
+    a few multi-row INSERTs ending in `tail` (an ON CONFLICT clause). `returning`: "id"
+    then columns stored as given (text, integers); a tuple of those for each row inserted,
+    in the order given, as `RETURNING` would hand them back."""
     if not rows:
         return []
+    if returning and returning[0] != "id":
+        raise ValueError("returning starts with the id")
     connection = await session.connection()
     dialect = connection.dialect
-    shape = layout(table, list(rows[0]), dialect)
+    shape = layout(table, tuple(rows[0]), dialect)
     columns = shape.columns(rows)
     width = len(shape.names)
     page = max(1, min(dialect.insertmanyvalues_page_size,
@@ -194,16 +191,36 @@ async def insert_rows(session: AsyncSession, table: Table, rows: Sequence[dict[s
     head = (f"INSERT INTO {quote(table.name)} "
             f"({', '.join(quote(name) for name in shape.names)}) VALUES ")
     group = "(" + ", ".join("?" * width) + ")"
-    end = (f" {tail}" if tail else "") + (
-        f" RETURNING {', '.join(returning)}" if returning else "")
+    end = f" {tail}" if tail else ""
+    driver = (await connection.get_raw_connection()).driver_connection
     found: list[Any] = []
     for start in range(0, len(rows), page):
         count = min(page, len(rows) - start)
         values: list[Any] = [None] * (count * width)  # row after row, as VALUES lists them
         for offset, column in enumerate(columns):
             values[offset::width] = column[start:start + count]
-        result = await connection.exec_driver_sql(
-            head + ", ".join([group] * count) + end, tuple(values))
+        # Straight to aiosqlite, in the transaction SQLAlchemy began: one trip to its
+        # thread (SQLAlchemy's adapter makes three), so the insert is under way as soon
+        # as this coroutine waits, and no row comes back one step at a time.
+        cursor = await driver.execute(head + ", ".join([group] * count) + end, tuple(values))
         if returning:
-            found.extend(result.all())
+            found.extend(await _inserted(driver, table, returning, rows[start:start + count],
+                                         cursor.rowcount, cursor.lastrowid))
     return found
+
+
+async def _inserted(driver: Any, table: Table, returning: Sequence[str],
+                    rows: Sequence[dict[str, Any]], count: int, last: int) -> list[Any]:
+    """The rows one INSERT stored: SQLite's one writer gives them consecutive rowids in
+    VALUES order, ending at `last_insert_rowid()`. When all went in, that is the answer;
+    when a conflict left some out, the stored ones are read back by that id range."""
+    if count == 0:
+        return []
+    first = last - count + 1
+    if count == len(rows):
+        keys = returning[1:]
+        return [(first + offset, *(row[key] for key in keys))
+                for offset, row in enumerate(rows)]
+    return list(await driver.execute_fetchall(
+        f"SELECT {', '.join(returning)} FROM {table.name} WHERE id BETWEEN ? AND ? "
+        "ORDER BY id", (first, last)))

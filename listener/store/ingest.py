@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import and_, bindparam, insert, or_, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql
@@ -25,7 +25,7 @@ from listener.models import (
 )
 from listener.store import routing as routing_store
 from listener.store.customers import Identity, identity_id
-from listener.store.driver_rows import insert_rows, json_text
+from listener.store.driver_rows import insert_rows, json_encoder
 from listener.store.queries import open_counts
 
 CHUNK = 500
@@ -110,8 +110,9 @@ def plan_new_authors(new: list[tuple[tuple[str, str], RawAuthor]],
     return plans
 
 
-@dataclass(frozen=True)
-class AnsweredMention:
+class AnsweredMention(NamedTuple):
+    """An answered mention a new one may follow up (a named tuple: read by the batch)."""
+
     id: int
     customer_id: int | None
     source: str
@@ -183,9 +184,11 @@ class IngestTx:
         `since`, and any answered in these threads of this source."""
         conditions = []
         if customer_ids:
-            conditions.append(and_(routing_store.mentions_of(self.session, Mention.customer_id,
-                                                             customer_ids),
-                                   Mention.first_response_at >= since))
+            # IS NOT NULL beside the range: SQLite then reads ix_mentions_customer_answered
+            # (a partial index on exactly that) for the customers' answered range.
+            conditions.append(routing_store.mentions_of(
+                self.session, Mention.customer_id, customer_ids,
+                Mention.first_response_at.is_not(None), Mention.first_response_at >= since))
         if threads:
             conditions.append(and_(Mention.source == source, Mention.thread.in_(threads)))
         if not conditions:
@@ -205,8 +208,8 @@ class IngestTx:
             return []
         rows = await self.session.execute(
             select(Mention.author_id, Mention.text, Mention.created_at)
-            .where(routing_store.mentions_of(self.session, Mention.author_id, author_ids),
-                   Mention.created_at >= since))
+            .where(routing_store.mentions_of(self.session, Mention.author_id, author_ids,
+                                             Mention.created_at >= since)))
         return [tuple(row) for row in rows]
 
     async def open_counts(self) -> dict[str, int]:
@@ -224,12 +227,7 @@ class IngestTx:
 
     async def last_assigned(self) -> str | None:
         """Round robin resumes after whoever got the newest assigned mention."""
-        return await self.session.scalar(
-            select(Mention.assignee)
-            .where(Mention.assignee.is_not(None))
-            .order_by(Mention.id.desc())
-            .limit(1)
-        )
+        return await routing_store.last_assigned(self.session)
 
     async def link_authors(
         self, authors: Iterable[tuple[str, RawAuthor]], now: datetime
@@ -466,6 +464,7 @@ class IngestTx:
             return
         if self._postgres:  # data as the JSON column would write it (`json.dumps`)
             statement, arrays = _unnest_insert(MentionEvent.__table__, events, "")
+            json_text = json_encoder()
             arrays["data"] = [json_text(data) for data in arrays["data"]]
             await self.session.execute(statement, arrays)
         else:

@@ -6,6 +6,7 @@ worker loads lingua's models, about a second).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import multiprocessing
 import os
@@ -112,5 +113,29 @@ async def test_a_pool_that_keeps_no_share_answers_the_same(enricher: Enricher, e
         finally:
             enricher.enrich_many = inline  # type: ignore[method-assign]
         assert [c for c in multiprocessing.active_children() if c.pid not in running]
+    finally:
+        own.close()
+
+
+async def test_batches_are_enriched_here_while_the_worker_starts(enricher: Enricher,
+                                                                 expected: list) -> None:
+    """`inline_while_starting`: the first big batch does not wait a second or two for the
+    worker to load its models; once it has, the worker takes them, with the same answers."""
+    own = EnrichPool(pool_from=100, enricher=enricher, keep_share=False,
+                     inline_while_starting=True)
+    try:
+        assert await own.enrich_many(labelled_inputs()) == expected
+        assert not own.started()  # still loading: that batch was enriched here
+        for _ in range(600):
+            if own.started():
+                break
+            await asyncio.sleep(0.1)
+        assert own.started()
+        inline = enricher.enrich_many
+        enricher.enrich_many = None  # type: ignore[method-assign]  # now: never here
+        try:
+            assert await own.enrich_many(labelled_inputs()) == expected
+        finally:
+            enricher.enrich_many = inline  # type: ignore[method-assign]
     finally:
         own.close()

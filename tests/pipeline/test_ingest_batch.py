@@ -24,6 +24,7 @@ from listener.app import build_services
 from listener.customers_import import import_customers
 from listener.ingest_file import ingest_file
 from listener.models import Author, Customer, CustomerIdentity, CustomerLink, Mention, MentionEvent
+from listener.pipeline import ingest as pipeline_module
 from tests.conftest import MONDAY_10, make_config
 
 CRM = [
@@ -167,11 +168,15 @@ async def empty_copy(db_url: str) -> str:
     return db_url
 
 
-@pytest.mark.parametrize("batch", [1000, 7])  # all in one; cases split across batches
+# All in one; the cases split across batches; one batch written a few rows at a time
+# while the next rows are planned.
+@pytest.mark.parametrize(("batch", "slice_rows"), [(1000, 250), (7, 250), (1000, 3)])
 async def test_big_batches_store_what_one_at_a_time_stores(
     db_url: str, tmp_path: Path, clock: Any, enricher: Any, monkeypatch: pytest.MonkeyPatch,
-    batch: int,
+    batch: int, slice_rows: int,
 ) -> None:
+    monkeypatch.setattr(pipeline_module, "WRITE_BEHIND_ROWS", slice_rows)
+    monkeypatch.setattr(pipeline_module, "YIELD_ROWS", max(1, slice_rows // 2))
     batched = await ingest_run(db_url, tmp_path, clock, enricher, batch, monkeypatch)
     single = await ingest_run(await empty_copy(db_url), tmp_path, clock, enricher, 1,
                               monkeypatch)
@@ -207,3 +212,38 @@ async def test_a_batch_links_on_strong_identifiers_only(
     assert mention["m-0"][10] is not None and mention["m-0"][2] == "responded"  # brand reply
     for key, events in got["events"].items():
         assert [kind for kind, _, _ in events].count("ingested") == 1, key
+
+
+async def test_a_batch_that_fails_half_written_leaves_nothing_and_runs_again(
+    db_url: str, tmp_path: Path, clock: Any, enricher: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Planning fails after some of the batch's rows went to the database (a few rows at
+    a time): the write in flight ends, the whole batch rolls back, and running the file
+    again stores every line once."""
+    services = build_services(make_config(db_url), clock=clock, enricher=enricher)
+    monkeypatch.setattr(pipeline_module, "WRITE_BEHIND_ROWS", 3)
+    monkeypatch.setattr(pipeline_module, "YIELD_ROWS", 1)
+    plan = pipeline_module.Pipeline._plan
+    planned: list[str] = []
+
+    def failing(self: Any, source: Any, item: Any, *args: Any, **kwargs: Any) -> Any:
+        planned.append(item.external_id)
+        if len(planned) == 20:
+            raise RuntimeError("planning failed")
+        return plan(self, source, item, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline_module.Pipeline, "_plan", failing)
+    path = write(tmp_path / "mentions.jsonl", mentions())
+    with pytest.raises(RuntimeError, match="planning failed"):
+        await ingest_file(services, path, None, progress=False)
+    async with services.store.read() as session:
+        assert (await session.execute(select(Mention.id))).all() == []
+        assert (await session.execute(select(MentionEvent.id))).all() == []
+    monkeypatch.setattr(pipeline_module.Pipeline, "_plan", plan)
+    report = await ingest_file(services, path, None, progress=False)
+    unique = {row["id"] for row in mentions()}
+    assert (report.stored, report.duplicates) == (len(unique), len(mentions()) - len(unique))
+    async with services.store.read() as session:
+        kinds = [kind for kind, in await session.execute(
+            select(MentionEvent.kind).where(MentionEvent.kind == "ingested"))]
+    assert len(kinds) == len(unique)

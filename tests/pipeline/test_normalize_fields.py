@@ -4,7 +4,7 @@ field added to RawItem later must be carried here too, or this fails."""
 from __future__ import annotations
 
 from dataclasses import fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 from connectors.base import RawAuthor, RawItem
 from listener.pipeline.normalize import normalize
@@ -35,3 +35,15 @@ def test_control_characters_in_identifiers_stay_distinct() -> None:
                    thread="t\x01", in_reply_to="r\x02")
     out = normalize(item)
     assert (out.external_id, out.thread, out.in_reply_to) == ("a\ufffdb", "t\ufffd", "r\ufffd")
+
+
+def test_times_come_out_in_utc_and_the_ends_of_the_calendar_stay_as_given() -> None:
+    istanbul = timezone(timedelta(hours=3))
+    item = RawItem(external_id="x", text="t", channel="web", author=RawAuthor("h"),
+                   created_at=datetime(2026, 11, 24, 12, 0, tzinfo=istanbul))
+    out = normalize(item)
+    assert out.created_at.tzinfo is UTC
+    assert out.created_at == item.created_at and out.created_at.hour == 9
+    first = datetime(1, 1, 1, 1, 0, tzinfo=istanbul)  # before year 1 in UTC: kept aside later
+    assert normalize(RawItem(external_id="y", text="t", channel="web", author=RawAuthor("h"),
+                             created_at=first)).created_at is first
