@@ -350,7 +350,8 @@ class Pipeline:
         await lock_routing(tx.session)
         links = await tx.link_authors(((i.channel, i.author) for i in fresh), now)
         loads = await tx.open_counts()
-        last = await tx.last_assigned()
+        # Least loaded never asks who was last (and on a big table it is a look-up more).
+        last = await tx.last_assigned() if self.routing.strategy == "round_robin" else None
         away = await tx.away_agents()
         window = self.routing.affinity_window
         owners = Conversations.owners(await tx.conversation_owners(
