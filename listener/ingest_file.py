@@ -13,7 +13,7 @@ import contextlib
 import gc
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,11 +21,14 @@ from typing import Any
 from tqdm import tqdm
 
 from connectors.base import RawItem
-from connectors.webhook import ItemError, parse_line
 from listener.app import prepare_database
+from listener.pipeline.enrich import Enrichment
 from listener.pipeline.enrich_pool import EnrichPool
-from listener.pipeline.ingest import Prepared, SourceInfo
+from listener.pipeline.ingest import Prepared, SourceInfo, ready_batch
+from listener.pipeline.lines import Line, ReadyLines, ready_lines
 from listener.services import Services
+
+ReadyFn = Callable[[list[Line]], Awaitable[ReadyLines]]
 
 BATCH_SIZE = 5000
 """Lines per transaction: big enough that a batch's fixed costs (its look-ups, counting
@@ -85,6 +88,11 @@ async def ingest_file(
         pool = services.pipeline.enrich_pool = EnrichPool(
             workers=workers, enricher=services.pipeline.enricher, keep_share=False,
             inline_while_starting=True)
+    enricher = services.pipeline.enricher
+
+    async def inline(lines: list[Line]) -> ReadyLines:
+        return ready_lines(enricher, lines)
+
     writer = _Writer(services, report)
     bar = tqdm(
         total=Path(path).stat().st_size,
@@ -96,7 +104,9 @@ async def ingest_file(
     )
     try:
         with _rare_collections(), _quick_handoffs():
-            await _read_into(path, writer, report, source_id, bar)
+            shared = services.pipeline.enrich_pool
+            await _read_into(path, writer, report, source_id, bar,
+                             shared.ready_lines if shared is not None else inline)
     finally:
         await writer.cancel()
         if pool is not None:
@@ -108,9 +118,12 @@ async def ingest_file(
 
 
 async def _read_into(path: str | Path, writer: _Writer, report: IngestReport,
-                     source_id: str | None, bar: Any) -> None:
-    """Bytes, decoded line by line: a line that is not UTF-8 is one bad line, not a crash."""
-    pending: dict[str, list[RawItem]] = {}
+                     source_id: str | None, bar: Any, ready: ReadyFn) -> None:
+    """Bytes, a block of lines at a time, made ready (parsed, normalised, enriched) by
+    `ready` — in the enrichment worker when there is one — while the previous batch is
+    written. A line that is not UTF-8 or not a mention is one bad line, not a crash."""
+    pending: dict[str, tuple[list[RawItem], list[Enrichment]]] = {}
+    block: list[Line] = []
     with Path(path).open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             bar.update(len(raw))
@@ -119,19 +132,32 @@ async def _read_into(path: str | Path, writer: _Writer, report: IngestReport,
             if not raw.strip():
                 continue
             report.lines += 1
-            try:
-                item, line_source = parse_line(raw)
-            except ItemError as exc:
-                report.bad_lines.append((number, str(exc)))
-                tqdm.write(f"line {number}: skipped: {exc}", file=sys.stderr)
-                continue
-            source = source_id or line_source or DEFAULT_SOURCE
-            pending.setdefault(source, []).append(item)
-            if len(pending[source]) >= BATCH_SIZE:
-                await writer.submit(source, pending.pop(source))
-        for source, items in pending.items():
-            await writer.submit(source, items)
+            block.append((number, raw))
+            if len(block) >= BATCH_SIZE:
+                await _take(await ready(block), pending, writer, report, source_id)
+                block = []
+        if block:
+            await _take(await ready(block), pending, writer, report, source_id)
+        for source, (items, enrichments) in pending.items():
+            await writer.submit(source, ready_batch(items, enrichments))
         await writer.drain()
+
+
+async def _take(ready: ReadyLines, pending: dict[str, tuple[list[RawItem], list[Enrichment]]],
+                writer: _Writer, report: IngestReport, source_id: str | None) -> None:
+    """Report a block's bad lines; its mentions join their source's batch, and a full
+    batch goes to the writer."""
+    for number, reason in ready.bad:
+        report.bad_lines.append((number, reason))
+        tqdm.write(f"line {number}: skipped: {reason}", file=sys.stderr)
+    for line_source, item, enrichment in ready.items:
+        source = source_id or line_source or DEFAULT_SOURCE
+        items, enrichments = pending.setdefault(source, ([], []))
+        items.append(item)
+        enrichments.append(enrichment)
+        if len(items) >= BATCH_SIZE:
+            del pending[source]
+            await writer.submit(source, ready_batch(items, enrichments))
 
 
 @contextlib.contextmanager
@@ -170,8 +196,7 @@ class _Writer:
         self.report = report
         self._task: asyncio.Task[None] | None = None
 
-    async def submit(self, source: str, items: list[RawItem]) -> None:
-        prepared = await self.services.pipeline.prepare(items)
+    async def submit(self, source: str, prepared: Prepared) -> None:
         await self.drain()
         self._task = asyncio.create_task(self._write(source, prepared))
 

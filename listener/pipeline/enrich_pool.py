@@ -23,6 +23,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from listener.pipeline.enrich import DEFAULT_LANGUAGES, Enricher, EnrichInput, Enrichment
+from listener.pipeline.lines import Line, Packed, ReadyLines, pack, ready_lines, unpack
 
 __all__ = ["EnrichPool"]
 
@@ -47,6 +48,11 @@ languages and priorities are pickled once each (about 0.3 µs a mention less tha
 def _started() -> None:
     """Runs in a worker once its initializer has loaded the models: it answers when the
     worker is ready to take batches."""
+
+
+def _ready_lines(lines: list[Line]) -> Packed:
+    """Runs in the worker: `listener ingest`'s lines parsed, normalised and enriched."""
+    return pack(ready_lines(_worker_enricher[0], lines))
 
 
 def _enrich_share(*columns: list) -> Columns:
@@ -91,6 +97,19 @@ class EnrichPool:
         for share, future in zip(shares[keep:], pending, strict=True):
             out.extend(await self._collect(future, share))
         return out
+
+    async def ready_lines(self, lines: list[Line]) -> ReadyLines:
+        """`ready_lines` of these lines, in a worker (here while none has started, and
+        when the worker dies: a crash costs time, never lines)."""
+        if self._workers < 1 or (self._inline_while_starting and not self.started()):
+            return ready_lines(self._enricher, lines)
+        loop = asyncio.get_running_loop()
+        try:
+            return unpack(await loop.run_in_executor(self._running(), _ready_lines, lines))
+        except BrokenProcessPool:
+            log.warning("an enrichment worker died; reading its %d lines here", len(lines))
+            self._drop_executor()
+            return ready_lines(self._enricher, lines)
 
     def started(self) -> bool:
         """Whether the workers are ready for batches; the first call starts them."""

@@ -97,6 +97,19 @@ def quarantine_out_of_range(items: Iterable[RawItem]
     return kept, rejected
 
 
+def ready_batch(items: Sequence[RawItem], enrichments: Sequence[Enrichment]) -> Prepared:
+    """What `Pipeline.prepare` makes of a batch that was normalised and enriched already
+    (`listener ingest`'s lines, see `listener.pipeline.lines`), without redoing either."""
+    kept, quarantined = quarantine_out_of_range(items)
+    unique: dict[str, RawItem] = {}
+    enriched: dict[str, Enrichment] = {}
+    for item, found in zip(items, enrichments, strict=True):
+        if item.external_id not in unique and in_range(item.created_at):
+            unique[item.external_id] = item
+            enriched[item.external_id] = found
+    return Prepared(unique, enriched, len(kept), tuple(quarantined))
+
+
 class Conversations:
     """Earlier records of the batch's conversations (owners, answered mentions), indexed
     by customer and by (source, thread) and kept sorted by time, so the latest earlier

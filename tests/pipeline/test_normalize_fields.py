@@ -10,13 +10,18 @@ from connectors.base import RawAuthor, RawItem
 from listener.pipeline.normalize import normalize
 
 
-def test_every_field_survives_normalising() -> None:
-    item = RawItem(
+def item_with_every_field() -> RawItem:
+    """No field left at its default (shared with tests/pipeline/test_lines.py)."""
+    return RawItem(
         external_id="x-1", text="Kargo\x00 gelmedi \ud83d", channel=" Twitter ",
         created_at=datetime(2026, 11, 24, 9, 0, tzinfo=UTC),
         author=RawAuthor("@Ayse", "Ayşe\x07", " A@Example.COM ", 12, " 0532 111 22 33 "),
         url="https://example.com/1", lang="tr", in_reply_to="x-0", thread="t-1",
         note="no date upstream", by_brand=True, repost=True, rating=4)
+
+
+def test_every_field_survives_normalising() -> None:
+    item = item_with_every_field()
     out = normalize(item)
     assert (out.text, out.channel, out.author.handle, out.author.name, out.author.email,
             out.author.phone) == ("Kargo gelmedi \ufffd", "twitter", "ayse", "Ayşe",

@@ -1,0 +1,81 @@
+"""`listener ingest`'s lines made ready in one go (in the enrichment worker when there is
+one) come out exactly as parsing, normalising and enriching them here would."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import fields
+
+import pytest
+
+from connectors.base import RawAuthor, RawItem
+from connectors.webhook import ItemError, parse_line
+from listener.pipeline.enrich import Enricher, Enrichment
+from listener.pipeline.enrich_pool import EnrichPool
+from listener.pipeline.lines import ReadyLines, pack, ready_lines, unpack
+from listener.pipeline.normalize import normalize
+from tests.pipeline.test_normalize_fields import item_with_every_field
+
+
+def lines() -> list[tuple[int, bytes]]:
+    good = [{"id": f"m-{i}", "text": text, "channel": channel, "source": source,
+             "created_at": "2026-11-23T09:30:00+03:00", "rating": rating,
+             "author": {"handle": f"@Musteri{i}", "name": "Ayşe", "followers": 12,
+                        "email": " A@Example.COM ", "phone": "0532 111 22 33"}}
+            for i, (text, channel, source, rating) in enumerate([
+                ("Siparişim hâlâ gelmedi!", "Twitter", None, None),
+                ("The app crashes on login.", "app_review", "play", 1),
+                ("Kargo\x07 nerede \ud83d", "web", "site-form", None)])]
+    raw = [json.dumps(row).encode() for row in good]  # escapes keep the lone surrogate
+    return [(1, raw[0]), (2, b'{"id": "x", "text": 5}'), (3, raw[1]), (4, b"\xff\xfe"),
+            (7, raw[2]), (8, b"[1, 2")]
+
+
+def outcome(raw: bytes) -> str | tuple[str | None, RawItem]:
+    """One line read here: its reason when it is bad, else its source and normal form."""
+    try:
+        item, source = parse_line(raw)
+    except ItemError as exc:
+        return str(exc)
+    return source, normalize(item)
+
+
+def test_lines_come_out_as_parsed_normalised_and_enriched_here() -> None:
+    enricher = Enricher()
+    ready = ready_lines(enricher, lines())
+    outcomes = {number: outcome(raw) for number, raw in lines()}
+    assert ready.bad == [(n, o) for n, o in outcomes.items() if isinstance(o, str)]
+    assert [n for n, _ in ready.bad] == [2, 4, 8]
+    good = [o for o in outcomes.values() if not isinstance(o, str)]
+    assert [(source, item) for source, item, _ in ready.items] == good
+    assert [found for _, _, found in ready.items] == enricher.enrich_many(
+        [(i.text, i.author.followers, i.lang, i.rating) for _, i in good])
+
+
+def test_packing_keeps_every_field() -> None:
+    """Packed as plain tuples and rebuilt field by field: a field added to RawItem,
+    RawAuthor or Enrichment later must be carried too, or this fails."""
+    item = item_with_every_field()
+    ready = ReadyLines([(3, "bad")], [("src", item, Enrichment("tr", -0.5, "high"))])
+    assert unpack(pack(ready)) == ready
+    carried = len(pack(ready)[1][0])
+    assert carried == 1 + len(fields(RawItem)) - 1 + len(fields(RawAuthor)) + len(
+        fields(Enrichment))
+
+
+@pytest.mark.parametrize("started", [False, True])
+async def test_a_worker_makes_the_same_lines_ready(started: bool) -> None:
+    """Until the worker has loaded its models the lines are made ready here; then there."""
+    enricher = Enricher()
+    pool = EnrichPool(enricher=enricher, keep_share=False, inline_while_starting=True)
+    try:
+        for _ in range(1200 if started else 0):  # at most a minute
+            if pool.started():
+                break
+            await asyncio.sleep(0.05)
+        if started:
+            assert pool.started()
+        assert await pool.ready_lines(lines()) == ready_lines(enricher, lines())
+    finally:
+        pool.close()
