@@ -246,6 +246,9 @@ class EligibleAgents:
         self.agents, self.rules, self.strategy, self.now = agents, rules, strategy, now
         self._plans: dict[FactsKey, tuple[dict[str, AgentProfile | None], str | None,
                                               list[AgentProfile]]] = {}
+        self.explained: dict[tuple[FactsKey, tuple[int, ...], str | None], Decision] = {}
+        """`choose_agent`'s answers where `decide` has none, by the situation (see
+        `Routing.decide`)."""
 
     def _plan(self, facts: RoutingFacts) -> tuple[dict[str, AgentProfile | None],
                                                    str | None, list[AgentProfile]]:

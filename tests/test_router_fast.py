@@ -49,7 +49,9 @@ facts = st.builds(MentionFacts, channel=st.sampled_from(CHANNELS), source=st.jus
                 min_size=1, max_size=6))
 def test_decide_is_choose_agent(agents, rules, strategy, now, away, mentions):
     routing = Routing(agents, rules, strategy)
-    for facts, loads, last, preferred in mentions:  # one batch: the plans are reused
+    # One batch: the plans are reused; each mention comes twice, the second time as the
+    # answer of a batch where nobody had room, which is worked out once.
+    for facts, loads, last, preferred in mentions * 2:
         slow = RoutingFacts(facts.channel, facts.lang, facts.source, facts.segment,
                             facts.priority)
         try:
@@ -65,3 +67,24 @@ def test_decide_is_choose_agent(agents, rules, strategy, now, away, mentions):
             assert str(got) == str(expected)
         else:
             assert got == expected
+
+
+def test_a_full_team_is_explained_for_the_loads_of_the_moment() -> None:
+    """Nobody the rule names has room: the answer (fall back to someone else, or nobody)
+    follows the other agents' loads as they change within one batch."""
+    team = [AgentProfile(id=name, name=name, channels=frozenset({"twitter"}),
+                         languages=frozenset({"tr"}), max_open=1, shift=None)
+            for name in ("ayse", "can")]
+    rules = [RoutingRule(match={"channel": "twitter"}, agents=("ayse",))]
+    routing = Routing(team, rules, "least_loaded")
+    now = NOWS[0]
+    mention = MentionFacts(channel="twitter", source="s", lang="tr", segment=None,
+                           priority="normal")
+    loads = {"ayse": 1, "can": 0}
+    first = routing.decide(mention, loads, now, None)
+    assert first.agent_id == "can" and "fell back" in first.reason
+    loads["can"] = 1  # the same dict, as a batch updates it
+    second = routing.decide(mention, loads, now, None)
+    assert second.agent_id is None
+    slow = RoutingFacts("twitter", "tr", "s", None, "normal")
+    assert second == choose_agent(slow, team, loads, now, "least_loaded", rules)

@@ -100,8 +100,14 @@ class Routing:
         decision = fast.decide(key, loads, last_assigned, preferred)
         if decision is not None:
             return decision
-        routing_facts = RoutingFacts(*key)
-        return choose_agent(
-            routing_facts, agents, loads, now, self.strategy, self.rules,
-            last_assigned, preferred,
-        )
+        # Nobody who could take it has room: `choose_agent` explains why (or falls back
+        # beyond a rule), which costs more than routing. Its answer then depends on the
+        # agents' loads, not on `preferred` (affinity needs room too): once a team is
+        # full, a whole batch asks the same question, answered once.
+        situation = (key, tuple([loads.get(a.id, 0) for a in agents]), last_assigned)
+        decision = fast.explained.get(situation)
+        if decision is None:
+            decision = fast.explained[situation] = choose_agent(
+                RoutingFacts(*key), agents, loads, now, self.strategy, self.rules,
+                last_assigned, preferred)
+        return decision
