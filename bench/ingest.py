@@ -13,8 +13,8 @@ Baseline: the same rows (source, external id, channel, author, text, time, url) 
 with the driver alone (sqlite3 `executemany`, or asyncpg `executemany` on PostgreSQL)
 into a table with the same unique key, one transaction per batch of the same size.
 `--db postgresql` uses a temporary database on 127.0.0.1:5432, dropped afterwards.
-`--workers N` shares big batches' enrichment with N worker processes (`EnrichPool`;
-their start-up is part of the figure); without it, what `listener ingest` decides (one
+`--workers N` has a worker process read and enrich the lines (`EnrichPool`; its
+start-up is part of the figure); without it, what `listener ingest` decides (one
 worker for a big file on more than one core), `--workers 0` for none. `--profile FILE`
 also writes a cProfile of the ingest run (read it with `pstats`).
 """
