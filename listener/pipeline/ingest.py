@@ -250,6 +250,21 @@ class _WriteBehind:
                                   if external_id in ids for event in batch])
 
 
+def _count_stored(result: IngestResult, fresh: Sequence[RawItem], ids: dict[str, int],
+                  rows: dict[str, dict[str, Any]]) -> None:
+    """The stored mentions' ids, channels and (for share of voice) counted sentiments,
+    in the batch's order; a row a concurrent writer stored first is not among them."""
+    for item in fresh:
+        mention_id = ids.get(item.external_id)
+        if mention_id is None:
+            continue
+        row = rows[item.external_id]
+        result.stored.append(mention_id)
+        result.channels.append(row["channel"])
+        if row["counted"]:
+            result.voices.append((row["brand"], row["channel"], row["sentiment"]))
+
+
 class Pipeline:
     def __init__(
         self,
@@ -408,15 +423,7 @@ class Pipeline:
             await behind.write(rows, events)
             ids = await behind.done()
         result.duplicates += len(fresh) - len(ids)
-        for item in fresh:
-            mention_id = ids.get(item.external_id)
-            if mention_id is None:
-                continue
-            row = behind.rows[item.external_id]
-            result.stored.append(mention_id)
-            result.channels.append(row["channel"])
-            if row["counted"]:
-                result.voices.append((row["brand"], row["channel"], row["sentiment"]))
+        _count_stored(result, fresh, ids, behind.rows)
         for item in fresh:
             if self.is_brand(item, source) and item.external_id in ids:
                 result.answered += await tx.record_native_reply(
