@@ -323,13 +323,8 @@ class Pipeline:
         """The part of a batch's work that needs no database (normalising, dropping
         repeats within the batch, enrichment), so it can run while another batch is being
         written, and never holds up the writer (one at a time on SQLite)."""
-        kept, quarantined = quarantine_out_of_range(map(normalize, items))
-        unique: dict[str, RawItem] = {}
-        for item in kept:
-            unique.setdefault(item.external_id, item)
-        enriched = await self._enrich(list(unique.values()))
-        return Prepared(unique, dict(zip(unique, enriched, strict=True)), len(kept),
-                        tuple(quarantined))
+        normalised = [normalize(item) for item in items]
+        return ready_batch(normalised, await self._enrich(normalised))
 
     async def write(
         self,
