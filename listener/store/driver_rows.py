@@ -6,8 +6,9 @@ cost of writing an ingest batch. Here each column is converted once over the who
 with the same results byte for byte (`tests/pipeline/test_driver_rows.py` compares the two), and the
 rows go out as multi-row `INSERT … VALUES (…), (…)` pages, the statement shape
 SQLAlchemy's insertmanyvalues uses: on tables with a trigger (mentions) that is four
-times cheaper in SQLite than one statement per row (`executemany`), and `RETURNING`
-hands back exactly the rows this statement inserted, whoever else writes meanwhile.
+times cheaper in SQLite than one statement per row (`executemany`). The new rows' ids
+come from SQLite's consecutive rowids under its one writer (`_inserted`), not from
+`RETURNING` rows fetched one step at a time.
 """
 
 from __future__ import annotations
