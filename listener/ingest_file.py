@@ -22,13 +22,16 @@ from tqdm import tqdm
 
 from connectors.base import RawItem
 from listener.app import prepare_database
+from listener.db import use_bulk_cache
 from listener.pipeline.enrich import Enrichment
 from listener.pipeline.enrich_pool import EnrichPool
 from listener.pipeline.ingest import Prepared, SourceInfo, ready_batch
 from listener.pipeline.lines import Line, ReadyLines, ready_lines
+from listener.pipeline.text_keys import TextKeys
 from listener.services import Services
 
 ReadyFn = Callable[[list[Line]], Awaitable[ReadyLines]]
+Pending = tuple[list[RawItem], list[Enrichment], list[TextKeys]]
 
 BATCH_SIZE = 5000
 """Lines per transaction: big enough that a batch's fixed costs (its look-ups, counting
@@ -79,6 +82,7 @@ async def ingest_file(
         report.readable = False
         return report
     await prepare_database(services, migrate=True)
+    await use_bulk_cache(services.store.engine)
     if workers is None:
         big = Path(path).stat().st_size >= POOL_FROM_BYTES
         workers = 1 if big and (os.cpu_count() or 1) > 1 else 0
@@ -122,7 +126,7 @@ async def _read_into(path: str | Path, writer: _Writer, report: IngestReport,
     """Bytes, a block of lines at a time, made ready (parsed, normalised, enriched) by
     `ready` — in the enrichment worker when there is one — while the previous batch is
     written. A line that is not UTF-8 or not a mention is one bad line, not a crash."""
-    pending: dict[str, tuple[list[RawItem], list[Enrichment]]] = {}
+    pending: dict[str, Pending] = {}
     block: list[Line] = []
     with Path(path).open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
@@ -138,26 +142,28 @@ async def _read_into(path: str | Path, writer: _Writer, report: IngestReport,
                 block = []
         if block:
             await _take(await ready(block), pending, writer, report, source_id)
-        for source, (items, enrichments) in pending.items():
-            await writer.submit(source, ready_batch(items, enrichments))
+        for source, (items, enrichments, keys) in pending.items():
+            await writer.submit(source, ready_batch(items, enrichments, keys))
         await writer.drain()
 
 
-async def _take(ready: ReadyLines, pending: dict[str, tuple[list[RawItem], list[Enrichment]]],
+async def _take(ready: ReadyLines, pending: dict[str, Pending],
                 writer: _Writer, report: IngestReport, source_id: str | None) -> None:
     """Report a block's bad lines; its mentions join their source's batch, and a full
     batch goes to the writer."""
     for number, reason in ready.bad:
         report.bad_lines.append((number, reason))
         tqdm.write(f"line {number}: skipped: {reason}", file=sys.stderr)
-    for line_source, item, enrichment in ready.items:
+    for (line_source, item, enrichment), found_keys in zip(ready.items, ready.keys,
+                                                           strict=True):
         source = source_id or line_source or DEFAULT_SOURCE
-        items, enrichments = pending.setdefault(source, ([], []))
+        items, enrichments, keys = pending.setdefault(source, ([], [], []))
         items.append(item)
         enrichments.append(enrichment)
+        keys.append(found_keys)
         if len(items) >= BATCH_SIZE:
             del pending[source]
-            await writer.submit(source, ready_batch(items, enrichments))
+            await writer.submit(source, ready_batch(items, enrichments, keys))
 
 
 @contextlib.contextmanager

@@ -26,11 +26,11 @@ from listener.pipeline.enrich import Enricher, Enrichment
 from listener.pipeline.noise import NoiseFilter, RepeatLog
 from listener.pipeline.normalize import normalize
 from listener.pipeline.route import Routing
+from listener.pipeline.text_keys import TextKeys, text_keys
 from listener.router import Decision
 from listener.share_of_voice import sentiment_class
 from listener.store import IngestTx, Store
 from listener.store.ingest import AnsweredMention, AuthorLink
-from listener.store.open_queue import search_text
 from listener.store.routing import ConversationOwner, lock_routing
 from sla.planner import DeadlinePlanner
 from sla.policy import MentionFacts
@@ -64,6 +64,7 @@ class Prepared:
 
     unique: dict[str, RawItem]  # by external id, first copy kept
     enriched: dict[str, Enrichment]
+    keys: dict[str, TextKeys]
     received: int  # items kept, repeats included
     quarantined: tuple[Rejected, ...] = ()  # items no later step could handle
 
@@ -97,17 +98,21 @@ def quarantine_out_of_range(items: Iterable[RawItem]
     return kept, rejected
 
 
-def ready_batch(items: Sequence[RawItem], enrichments: Sequence[Enrichment]) -> Prepared:
+def ready_batch(items: Sequence[RawItem], enrichments: Sequence[Enrichment],
+                keys: Sequence[TextKeys] | None = None) -> Prepared:
     """What `Pipeline.prepare` makes of a batch that was normalised and enriched already
-    (`listener ingest`'s lines, see `listener.pipeline.lines`), without redoing either."""
+    (`listener ingest`'s lines, see `listener.pipeline.lines`), without redoing either;
+    `keys`: the items' `text_keys`, when worked out already."""
     kept, quarantined = quarantine_out_of_range(items)
     unique: dict[str, RawItem] = {}
     enriched: dict[str, Enrichment] = {}
-    for item, found in zip(items, enrichments, strict=True):
+    found_keys: dict[str, TextKeys] = {}
+    for index, (item, found) in enumerate(zip(items, enrichments, strict=True)):
         if item.external_id not in unique and in_range(item.created_at):
             unique[item.external_id] = item
             enriched[item.external_id] = found
-    return Prepared(unique, enriched, len(kept), tuple(quarantined))
+            found_keys[item.external_id] = text_keys(item) if keys is None else keys[index]
+    return Prepared(unique, enriched, found_keys, len(kept), tuple(quarantined))
 
 
 class Conversations:
@@ -337,7 +342,7 @@ class Pipeline:
     ) -> IngestResult:
         """`ingest` of a batch `prepare` made ready: one transaction."""
         now = self.clock.now()
-        unique, enriched = prepared.unique, prepared.enriched
+        unique = prepared.unique
         rejected = [*prepared.quarantined, *rejected]
         result = IngestResult(rejected=len(rejected),
                               duplicates=prepared.received - len(unique))
@@ -347,7 +352,7 @@ class Pipeline:
             result.duplicates += len(existing)
             fresh = [item for key, item in unique.items() if key not in existing]
             if fresh:
-                await self._store_fresh(tx, source, fresh, enriched, now, queue_after,
+                await self._store_fresh(tx, source, fresh, prepared, now, queue_after,
                                         result)
             tx.record_rejected(source.id, rejected, now)
             if save_cursor:
@@ -366,7 +371,7 @@ class Pipeline:
         return self.enricher.enrich_many(inputs)
 
     async def _store_fresh(self, tx: IngestTx, source: SourceInfo, fresh: list[RawItem],
-                           enriched: dict[str, Enrichment], now: datetime,
+                           prepared: Prepared, now: datetime,
                            queue_after: datetime | None, result: IngestResult) -> None:
         # First, before any other row is touched: routing is serialised with the backlog
         # drain and other ingests, so no agent goes over max_open (and no lock cycles).
@@ -395,12 +400,13 @@ class Pipeline:
                 link = links[(item.channel, item.author.handle)]
                 follows = find_follow_up(item, source.id, link.customer_id, answered,
                                          self.follow_up_window)
-                noise = self.noise.reason(item, link.author_id, repeats) if source.screened \
-                    else None
+                keys = prepared.keys[item.external_id]
+                noise = self.noise.reason(item, link.author_id, repeats, keys.repeat_key) \
+                    if source.screened else None
                 owner = find_owner(item, source.id, link.customer_id, owners, window)
-                values, decision = self._plan(source, item, enriched[item.external_id], link, now,
-                                              queued, loads, last, follows, noise, away=away,
-                                              owner=owner)
+                values, decision = self._plan(source, item, prepared.enriched[item.external_id],
+                                              keys, link, now, queued, loads, last, follows,
+                                              noise, away=away, owner=owner)
                 if decision is not None and decision.agent_id:
                     loads[decision.agent_id] = loads.get(decision.agent_id, 0) + 1
                     last = decision.agent_id
@@ -426,7 +432,7 @@ class Pipeline:
                     item.thread, reply_id=item.external_id, reply_url=item.url)
 
     def _plan(self, source: SourceInfo, item: RawItem, enrichment: Enrichment,
-              link: AuthorLink, now: datetime, queued: bool, loads: dict[str, int],
+              keys: TextKeys, link: AuthorLink, now: datetime, queued: bool, loads: dict[str, int],
               last: str | None, follows: int | None,
               noise: str | None = None, *, away: set[str] | None = None,
               owner: str | None = None) -> tuple[dict[str, Any], Decision | None]:
@@ -443,7 +449,7 @@ class Pipeline:
             "assignee": None, "sla_policy": None, "deadline_at": None, "at_risk_at": None,
             "next_alert_at": None, "alerts_fired": 0, "follow_up_of": None,
             "rating": item.rating,
-            "search_text": search_text(item.text, item.author.handle, item.author.name),
+            "search_text": keys.search_text,
         }
         # A competitor's mentions are stored, enriched and counted, never queued.
         mine = self.is_brand(item, source)

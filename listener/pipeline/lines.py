@@ -16,6 +16,7 @@ from connectors.base import RawAuthor, RawItem
 from connectors.webhook import ItemError, parse_line
 from listener.pipeline.enrich import Enricher, Enrichment
 from listener.pipeline.normalize import normalize
+from listener.pipeline.text_keys import TextKeys, text_keys
 
 Line = tuple[int, bytes]
 """A line of the file with its number (from 1)."""
@@ -25,6 +26,7 @@ Line = tuple[int, bytes]
 class ReadyLines:
     bad: list[tuple[int, str]]  # line number, why it was skipped
     items: list[tuple[str | None, RawItem, Enrichment]]  # the line's own source, if any
+    keys: list[TextKeys]  # each item's, in the same order
 
 
 def ready_lines(enricher: Enricher, lines: Sequence[Line]) -> ReadyLines:
@@ -41,7 +43,8 @@ def ready_lines(enricher: Enricher, lines: Sequence[Line]) -> ReadyLines:
     enriched = enricher.enrich_many(
         [(item.text, item.author.followers, item.lang, item.rating) for _, item in parsed])
     return ReadyLines(bad, [(source, item, enrichment) for (source, item), enrichment
-                            in zip(parsed, enriched, strict=True)])
+                            in zip(parsed, enriched, strict=True)],
+                      [text_keys(item) for _, item in parsed])
 
 
 Packed = tuple[list[tuple[int, str]], list[tuple[Any, ...]]]
@@ -53,8 +56,9 @@ def pack(ready: ReadyLines) -> Packed:
         (source, item.external_id, item.text, item.created_at, item.channel,
          item.author.handle, item.author.name, item.author.email, item.author.followers,
          item.author.phone, item.url, item.lang, item.in_reply_to, item.thread, item.note,
-         item.by_brand, item.repost, item.rating, found.lang, found.sentiment, found.priority)
-        for source, item, found in ready.items]
+         item.by_brand, item.repost, item.rating, found.lang, found.sentiment, found.priority,
+         *keys)
+        for (source, item, found), keys in zip(ready.items, ready.keys, strict=True)]
 
 
 def unpack(packed: Packed) -> ReadyLines:
@@ -66,4 +70,5 @@ def unpack(packed: Packed) -> ReadyLines:
          Enrichment(found_lang, sentiment, priority))
         for (source, external_id, text, created_at, channel, handle, name, email, followers,
              phone, url, lang, in_reply_to, thread, note, by_brand, repost, rating,
-             found_lang, sentiment, priority) in rows])
+             found_lang, sentiment, priority, _, _) in rows],
+        [TextKeys(*row[-2:]) for row in rows])

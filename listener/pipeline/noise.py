@@ -84,10 +84,13 @@ class NoiseFilter:
     def from_config(cls, config: NoiseConfig) -> NoiseFilter:
         return cls(config.blocklist, config.repeat_window, config.repeat_limit)
 
-    def reason(self, item: RawItem, author_id: int, log: RepeatLog) -> str | None:
+    def reason(self, item: RawItem, author_id: int, log: RepeatLog,
+               key: str | None = None) -> str | None:
         """Why this item is noise, or None. Records the item in `log` either way, so the
-        fourth copy is noise even when all four arrive in one batch."""
-        key = repeat_key(item.text)
+        fourth copy is noise even when all four arrive in one batch. `key`: the item's
+        `repeat_key`, when worked out already."""
+        if key is None:
+            key = repeat_key(item.text)
         verdict = self._reason(item, author_id, log, key)
         log.add_key(author_id, key, item.created_at)
         return verdict

@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select, text
 
 from listener import ingest_file as ingest_module
+from listener.db import BULK_CACHE_KIB, create_engine
 from listener.ingest_file import ingest_file
 from listener.models import Mention
 from listener.pipeline.enrich_pool import POOL_FROM
+from listener.store.open_queue import search_text
 
 TEXTS = ("Siparişim hâlâ gelmedi, üç gündür bekliyorum!", "Love the new phone, thanks!",
          "Faturam iki kez kesilmiş, kim ilgilenecek?", "The app crashes on login.")
@@ -58,3 +60,39 @@ async def test_a_big_file_is_enriched_with_a_worker_like_inline(
     for i, expected in enumerate(inline):
         mention = stored[f"w-{i}"]
         assert (mention.lang, mention.sentiment) == (expected.lang, expected.sentiment)
+    # The folded text the queue's search reads, worked out in the worker or here.
+    for i in (0, POOL_FROM + 99):
+        assert stored[f"w-{i}"].search_text == search_text(TEXTS[i % len(TEXTS)],
+                                                            f"musteri{i % 50}", None)
+
+
+async def test_ingest_gives_sqlite_a_bigger_page_cache_than_serve(
+        tmp_path: Path, services: Any) -> None:
+    """A bulk import keeps its batch's index pages in memory; `serve` (with its memory
+    target) keeps SQLite's default."""
+    if services.store.dialect != "sqlite":
+        pytest.skip("SQLite's page cache")
+    sizes: list[int] = []
+    event.listen(services.store.engine.sync_engine, "checkout",
+                 lambda connection, *_: sizes.append(cache_size(connection)))
+    data = tmp_path / "small.jsonl"
+    write_lines(data, 10)
+
+    report = await ingest_file(services, data, "site-form", progress=False)
+
+    assert report.stored == 10
+    assert sizes[-1] == -BULK_CACHE_KIB
+    serve = create_engine(str(services.store.engine.url))
+    try:
+        async with serve.connect() as connection:
+            assert (await connection.execute(text("PRAGMA cache_size"))).scalar() == -2000
+    finally:
+        await serve.dispose()
+
+
+def cache_size(dbapi_connection: Any) -> int:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA cache_size")
+    size = cursor.fetchone()[0]
+    cursor.close()
+    return int(size)

@@ -14,7 +14,10 @@ from connectors.webhook import ItemError, parse_line
 from listener.pipeline.enrich import Enricher, Enrichment
 from listener.pipeline.enrich_pool import EnrichPool
 from listener.pipeline.lines import ReadyLines, pack, ready_lines, unpack
+from listener.pipeline.noise import repeat_key
 from listener.pipeline.normalize import normalize
+from listener.pipeline.text_keys import TextKeys
+from listener.store.open_queue import search_text
 from tests.pipeline.test_normalize_fields import item_with_every_field
 
 
@@ -51,17 +54,22 @@ def test_lines_come_out_as_parsed_normalised_and_enriched_here() -> None:
     assert [(source, item) for source, item, _ in ready.items] == good
     assert [found for _, _, found in ready.items] == enricher.enrich_many(
         [(i.text, i.author.followers, i.lang, i.rating) for _, i in good])
+    # What the queue's search and the noise stage read, worked out with the rest.
+    assert ready.keys == [TextKeys(search_text(i.text, i.author.handle, i.author.name),
+                                   repeat_key(i.text)) for _, i in good]
+    assert ready.keys[0].search_text.startswith("siparisim hala gelmedi")
 
 
 def test_packing_keeps_every_field() -> None:
     """Packed as plain tuples and rebuilt field by field: a field added to RawItem,
     RawAuthor or Enrichment later must be carried too, or this fails."""
     item = item_with_every_field()
-    ready = ReadyLines([(3, "bad")], [("src", item, Enrichment("tr", -0.5, "high"))])
+    ready = ReadyLines([(3, "bad")], [("src", item, Enrichment("tr", -0.5, "high"))],
+                       [TextKeys("kargo nerede", "kargo")])
     assert unpack(pack(ready)) == ready
     carried = len(pack(ready)[1][0])
     assert carried == 1 + len(fields(RawItem)) - 1 + len(fields(RawAuthor)) + len(
-        fields(Enrichment))
+        fields(Enrichment)) + len(TextKeys._fields)
 
 
 @pytest.mark.parametrize("started", [False, True])
