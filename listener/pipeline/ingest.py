@@ -64,7 +64,7 @@ class Prepared:
 
     unique: dict[str, RawItem]  # by external id, first copy kept
     enriched: dict[str, Enrichment]
-    keys: dict[str, TextKeys]
+    keys: dict[str, TextKeys]  # the worker's `text_keys`; the others are worked out when stored
     received: int  # items kept, repeats included
     quarantined: tuple[Rejected, ...] = ()  # items no later step could handle
 
@@ -102,7 +102,7 @@ def ready_batch(items: Sequence[RawItem], enrichments: Sequence[Enrichment],
                 keys: Sequence[TextKeys] | None = None) -> Prepared:
     """What `Pipeline.prepare` makes of a batch that was normalised and enriched already
     (`listener ingest`'s lines, see `listener.pipeline.lines`), without redoing either;
-    `keys`: the items' `text_keys`, when worked out already."""
+    `keys`: the items' `text_keys`, when worked out already (`listener ingest`'s worker)."""
     kept, quarantined = quarantine_out_of_range(items)
     unique: dict[str, RawItem] = {}
     enriched: dict[str, Enrichment] = {}
@@ -111,7 +111,8 @@ def ready_batch(items: Sequence[RawItem], enrichments: Sequence[Enrichment],
         if item.external_id not in unique and in_range(item.created_at):
             unique[item.external_id] = item
             enriched[item.external_id] = found
-            found_keys[item.external_id] = text_keys(item) if keys is None else keys[index]
+            if keys is not None:
+                found_keys[item.external_id] = keys[index]
     return Prepared(unique, enriched, found_keys, len(kept), tuple(quarantined))
 
 
@@ -400,7 +401,7 @@ class Pipeline:
                 link = links[(item.channel, item.author.handle)]
                 follows = find_follow_up(item, source.id, link.customer_id, answered,
                                          self.follow_up_window)
-                keys = prepared.keys[item.external_id]
+                keys = prepared.keys.get(item.external_id) or text_keys(item)
                 noise = self.noise.reason(item, link.author_id, repeats, keys.repeat_key) \
                     if source.screened else None
                 owner = find_owner(item, source.id, link.customer_id, owners, window)
