@@ -1,4 +1,5 @@
-"""`listener ingest`'s lines made ready in one go: parsed, normalised and enriched.
+"""`listener ingest`'s lines made ready in one go: parsed, normalised, enriched, and
+their text folded for search and the noise stage (`text_keys`).
 
 With an enrichment worker this runs there, so reading JSON and validating it (about a
 fifth of a mention's cost in this process) leaves the process that writes batches. What
@@ -30,7 +31,8 @@ class ReadyLines:
 
 
 def ready_lines(enricher: Enricher, lines: Sequence[Line]) -> ReadyLines:
-    """Parse, normalise and enrich, in line order; a bad line is skipped with its reason."""
+    """Parse, normalise, enrich and fold, in line order; a bad line is skipped with its
+    reason."""
     bad: list[tuple[int, str]] = []
     parsed: list[tuple[str | None, RawItem]] = []
     for number, raw in lines:
