@@ -470,7 +470,7 @@ BY: Schema = nullable({**STRING, "maxLength": 100, "pattern": NO_NUL,
                        "description": 'who acts, recorded in the history; default "api"'})
 
 ASSIGN_BODY = record("Assign, reassign or unassign", {
-    "agent": nullable({**STRING, "minLength": 1,
+    "agent": nullable({**STRING, "minLength": 1, "pattern": NO_NUL,
                        "description": "agent id (GET /api/v1/agents); null unassigns"}),
     "by": BY,
 }, optional=("by",))

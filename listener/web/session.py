@@ -110,7 +110,18 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
     if request.method not in SAFE_METHODS and not same_secret(
             request[CSRF_TOKEN], await submitted_token(request)):
         return render(request, "denied.html", status=403, role=None, csrf=True)
+    if await _nul_in_form(request):  # never typed by a person; PostgreSQL refuses it in text
+        raise web.HTTPBadRequest(text="the form contains a NUL character; remove it and "
+                                      "send the form again")
     return await handler(request)
+
+
+async def _nul_in_form(request: web.Request) -> bool:
+    if request.method in SAFE_METHODS or request.content_type not in (
+            "application/x-www-form-urlencoded", "multipart/form-data"):
+        return False
+    posted = await request.post()
+    return any(isinstance(value, str) and "\x00" in value for value in posted.values())
 
 
 async def _signed_in(request: web.Request, session: Session) -> Any:

@@ -90,3 +90,52 @@ async def test_an_undecodable_csrf_header_is_refused_not_a_500(client: Any,
     status_line = await reader.readline()
     writer.close()
     assert status_line.split()[1] == b"403", status_line
+
+
+BODY_FIELDS = {  # every string field of every JSON body the API takes, and a valid body
+    "/api/v1/mentions/1/assign": ({"agent": "agent1"}, ("agent", "by")),
+    "/api/v1/mentions/1/respond": ({}, ("note", "by")),
+    "/api/v1/mentions/1/ignore": ({"reason": "spam"}, ("reason", "by")),
+    "/api/v1/mentions/1/reply": ({"text": "Merhaba"}, ("text", "template", "by")),
+    "/api/v1/agents/agent1/status": ({"status": "away"}, ("status", "by")),
+    "/api/v1/customers/1/identities": ({"kind": "handle", "value": "ali", "channel": "x"},
+                                       ("kind", "value", "channel", "by")),
+    "/api/v1/customers/1/notes": ({"text": "called back"}, ("kind", "text", "author")),
+    "/api/v1/customers/1/contacts": (
+        {"phone": "0532 111 22 33", "summary": "asked about order"},
+        ("phone", "started_at", "call_id", "duration", "agent", "topic", "summary",
+         "outcome", "name", "by")),
+    "/api/v1/customers/1/merge": ({"from": 1}, ("by",)),
+    "/api/v1/customers/1/split": ({"identity": 1}, ("by",)),
+}
+
+
+@pytest.mark.parametrize("path", sorted(BODY_FIELDS))
+async def test_a_nul_in_any_body_field_is_refused_never_a_500(client: Any, path: str) -> None:
+    """PostgreSQL cannot store or even compare text with a NUL in it: whichever field
+    carries one, the answer is a 4xx saying what is wrong (or, where the text is only
+    shown back, it is taken), never a 500."""
+    assert await status_of(await push(client, [mention("n-1")])) == 202
+    valid, fields = BODY_FIELDS[path]
+    for field in fields:
+        for value in ("a\x00b", "\x00"):
+            response = await client.post(path, json={**valid, field: value}, headers=AUTH)
+            assert await status_of(response) < 500, (field, value)
+
+
+async def test_a_nul_in_a_dashboard_form_is_refused_never_a_500(client: Any,
+                                                                services: Any) -> None:
+    """The dashboard's forms (assign, notes, sign-in) refuse a NUL with a 400 saying so,
+    before anything reaches the database."""
+    assert await status_of(await push(client, [mention("n-1")])) == 202
+    token = await login_as(client, services, role="lead")
+    for path, fields in (("/mentions/1/assign", {"agent": "a\x00b"}),
+                         ("/mentions/1/note", {"kind": "note", "text": "ara\x00ma"}),
+                         ("/login", {"name": "lead\x00-user", "password": "x"})):
+        response = await client.post(path, data={**fields, "csrf_token": token},
+                                      allow_redirects=False)
+        assert await status_of(response) == 400, path
+        assert "NUL" in await response.text()
+    response = await client.post("/mentions/1/assign", data={"agent": "", "csrf_token": token},
+                                 allow_redirects=False)
+    assert response.status == 303  # the same form without the NUL still works
