@@ -8,8 +8,8 @@ business-time durations, at-risk levels, escalation, next-response), each planne
 mentions posted in time order: an ingest's worth within two hours (many a minute for
 each policy, as at 10,000 mentions/s), then the same count scattered over a year.
 
-Printed, all in the same run: `DeadlinePlanner.plan` (memoised per policy and minute)
-against the pure `compute_deadline` (no minute memo; both share the calendar's per-day
+Printed, all in the same run: `DeadlinePlanner.plan` (memoised per policy and hour, or minute)
+against the pure `compute_deadline` (no memo; both share the calendar's per-day
 cache), the pure functions again with every explanation read (as `listener sla explain`
 does; ingest never reads them, so they are written on first use), and a trivial baseline:
 `astimezone` plus a `timedelta` for the same count.

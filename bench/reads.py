@@ -42,7 +42,7 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from listener.store.open_queue import search_text  # noqa: E402
+from listener.search_fold import search_text  # noqa: E402
 from listener.store.queries import encode_cursor  # noqa: E402
 from listener.store.users import HASHER  # noqa: E402
 

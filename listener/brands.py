@@ -95,8 +95,10 @@ class Brand:
         return min(found) if found else None
 
     def owns(self, author_handle: str, channel: str, kind: str) -> bool:
-        """Is the author one of this brand's own accounts?"""
-        return _handle(author_handle) in self.handles_on(channel, kind)
+        """Is the author one of this brand's own accounts? (Folded only where the brand
+        has accounts: most channels have none, and folding was most of the check.)"""
+        handles = self.handles_on(channel, kind)
+        return bool(handles) and _handle(author_handle) in handles
 
 
 class Brands:

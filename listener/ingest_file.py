@@ -81,8 +81,6 @@ async def ingest_file(
         print(f"cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
         report.readable = False
         return report
-    await prepare_database(services, migrate=True)
-    await use_bulk_cache(services.store.engine)
     if workers is None:
         big = Path(path).stat().st_size >= POOL_FROM_BYTES
         workers = 1 if big and (os.cpu_count() or 1) > 1 else 0
@@ -92,21 +90,25 @@ async def ingest_file(
         pool = services.pipeline.enrich_pool = EnrichPool(
             workers=workers, enricher=services.pipeline.enricher, keep_share=False,
             inline_while_starting=True)
+        pool.started()  # they load their models while the database is brought up to date
     enricher = services.pipeline.enricher
 
     async def inline(lines: list[Line]) -> ReadyLines:
         return ready_lines(enricher, lines)
 
     writer = _Writer(services, report)
-    bar = tqdm(
-        total=Path(path).stat().st_size,
-        unit="B",
-        unit_scale=True,
-        desc="ingest",
-        file=sys.stderr,
-        disable=not progress,
-    )
+    bar = None
     try:
+        await prepare_database(services, migrate=True)
+        await use_bulk_cache(services.store.engine)
+        bar = tqdm(
+            total=Path(path).stat().st_size,
+            unit="B",
+            unit_scale=True,
+            desc="ingest",
+            file=sys.stderr,
+            disable=not progress,
+        )
         with _rare_collections(), _quick_handoffs():
             shared = services.pipeline.enrich_pool
             await _read_into(path, writer, report, source_id, bar,
@@ -116,7 +118,8 @@ async def ingest_file(
         if pool is not None:
             pool.close()
             services.pipeline.enrich_pool = None
-        bar.close()
+        if bar is not None:
+            bar.close()
         await services.store.close()
     return report
 

@@ -55,24 +55,28 @@ ZERO = timedelta(0)
 MINUTE = timedelta(minutes=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 LAST_OF_MINUTE = MINUTE - timedelta(microseconds=1)
+LAST_OF_HOUR = timedelta(hours=1) - timedelta(microseconds=1)
 MEMO_SIZE = 4_096
-"""Minutes remembered; mentions arrive roughly in time order, so recent ones suffice."""
+"""Hours and minutes remembered; mentions arrive roughly in time order, so recent ones
+suffice."""
 _SEEN = object()
 _UNSHARED = object()
 
 
 class DeadlinePlanner:
-    """Picks the policy and plans the deadline, memoised per (policy, rule, minute).
+    """Picks the policy and plans the deadline, memoised per (policy, rule, hour), or
+    per minute in an hour that needs it.
 
-    Inside one minute a deadline either stays put (the mention waits for the next
-    opening, or same-day's closing) or moves second for second with the posting time
-    (business time is running). The memo computes a minute's first and last instant; if
-    they agree, or differ by exactly the time between them while the whole minute is
-    open, every mention in that minute gets that answer, shifted where it moves. Anything
-    else (a cutoff, a closing or a warning falling inside the minute) is computed
-    directly. The first mention of a minute is also computed directly: a minute seen
-    once is not worth two extra computations. Only the moments are shared: each answer
-    is explained for its own posting time (the words can name its seconds).
+    Inside one span of time with no opening, closing, cutoff or warning boundary in it, a
+    deadline either stays put (the mention waits for the next opening, or same-day's
+    closing) or moves second for second with the posting time (business time is
+    running). The memo computes a span's first and last instant; if they agree, or differ
+    by exactly the time between them while the whole span is open, every mention in that
+    span gets that answer, shifted where it moves. The span is the UTC hour; an hour with
+    a boundary inside is tried a minute at a time, and a minute with one is computed
+    directly. The first mention of a span is also computed directly: a span seen once is
+    not worth two extra computations. Only the moments are shared: each answer is
+    explained for its own posting time (the words can name its seconds).
     """
 
     def __init__(self, policies: Sequence[Policy], calendar: BusinessCalendar):
@@ -115,34 +119,49 @@ class DeadlinePlanner:
                   compute: Callable[[Policy, BusinessCalendar, datetime], Deadline]
                   ) -> Deadline:
         posted = as_utc(posted)
-        # The UTC minute itself is the key: cheaper than dividing the time since EPOCH.
-        minute = posted.replace(second=0, microsecond=0)
-        key = (id(policy), follow_up, minute)
-        entry = self._memo.get(key)
-        if entry is None:
-            if len(self._memo) >= MEMO_SIZE:
-                self._memo.clear()
-            self._memo[key] = _SEEN
-            return compute(policy, self.calendar, posted)
-        if entry is _SEEN:
-            entry = self._memo[key] = self._share(policy, minute, compute)
+        # The UTC hour, then the UTC minute, is the key: cheaper than dividing the time
+        # since EPOCH. Most hours hold one answer (opening, closing and cutoffs fall on
+        # the hour); an hour with a boundary inside is shared a minute at a time.
+        hour = posted.replace(minute=0, second=0, microsecond=0)
+        entry = self._entry((id(policy), follow_up, hour), policy, hour, LAST_OF_HOUR,
+                            compute)
         if entry is _UNSHARED:
+            minute = posted.replace(second=0, microsecond=0)
+            entry = self._entry((id(policy), follow_up, minute), policy, minute,
+                                LAST_OF_MINUTE, compute)
+        if entry is _SEEN or entry is _UNSHARED:
             return compute(policy, self.calendar, posted)
         first, moves_from = entry  # type: ignore[misc]
         steps = planned_steps(policy, self.calendar, posted, follow_up)
         return _shifted(first, ZERO if moves_from is None else posted - moves_from, steps)
 
-    def _share(self, policy: Policy, minute: datetime,
+    def _entry(self, key: tuple[int, bool, datetime], policy: Policy, start: datetime,
+               last: timedelta,
                compute: Callable[[Policy, BusinessCalendar, datetime], Deadline]) -> object:
-        """(the minute's first answer, the minute when it moves with the posting time,
-        else None), or _UNSHARED when no single answer holds for the whole minute."""
-        first = compute(policy, self.calendar, minute)
-        last = compute(policy, self.calendar, minute + LAST_OF_MINUTE)
-        if _moments(last) == _moments(first):
+        """The memo's answer for the span from `start` to `start + last`: _SEEN the first
+        time (a span seen once is not worth two extra computations), then what `_share`
+        found."""
+        entry = self._memo.get(key)
+        if entry is None:
+            if len(self._memo) >= MEMO_SIZE:
+                self._memo.clear()
+            self._memo[key] = _SEEN
+            return _SEEN
+        if entry is _SEEN:
+            entry = self._memo[key] = self._share(policy, start, last, compute)
+        return entry
+
+    def _share(self, policy: Policy, start: datetime, last: timedelta,
+               compute: Callable[[Policy, BusinessCalendar, datetime], Deadline]) -> object:
+        """(the span's first answer, the instant from which it moves with the posting
+        time, else None), or _UNSHARED when no single answer holds for the whole span."""
+        first = compute(policy, self.calendar, start)
+        final = compute(policy, self.calendar, start + last)
+        if _moments(final) == _moments(first):
             return first, None
-        if (_moments(last) == _moments(_shifted(first, LAST_OF_MINUTE, first.steps))
-                and self.calendar.is_open_throughout(minute, minute + LAST_OF_MINUTE)):
-            return first, minute
+        if (_moments(final) == _moments(_shifted(first, last, first.steps))
+                and self.calendar.is_open_throughout(start, start + last)):
+            return first, start
         return _UNSHARED
 
 

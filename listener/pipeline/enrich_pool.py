@@ -15,10 +15,13 @@ enriched inline, so a crash costs time, never mentions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import multiprocessing
-from collections.abc import Sequence
+import sys
+import types
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -31,6 +34,8 @@ log = logging.getLogger(__name__)
 
 POOL_FROM = 500
 """Batches smaller than this are enriched inline."""
+STARTING_SHARE = 500
+"""Lines `ready_lines` takes here at a time while the workers are starting."""
 
 _worker_enricher: list[Enricher] = []
 """The worker process's own Enricher, set by `_start_worker` (empty in the parent)."""
@@ -100,9 +105,26 @@ class EnrichPool:
 
     async def ready_lines(self, lines: list[Line]) -> ReadyLines:
         """`ready_lines` of these lines, in a worker (here while none has started, and
-        when the worker dies: a crash costs time, never lines)."""
-        if self._workers < 1 or (self._inline_while_starting and not self.started()):
+        when the worker dies: a crash costs time, never lines). While the workers start,
+        this process takes the lines a share at a time and looks again after each, so
+        the rest of the block goes to a worker as soon as one is ready."""
+        if self._workers < 1:
             return ready_lines(self._enricher, lines)
+        done: list[ReadyLines] = []
+        while lines and self._inline_while_starting and not self.started():
+            done.append(ready_lines(self._enricher, lines[:STARTING_SHARE]))
+            lines = lines[STARTING_SHARE:]
+            await asyncio.sleep(0)  # the batch being written moves on meanwhile
+        if lines:
+            done.append(await self._in_worker(lines))
+        if len(done) == 1:
+            return done[0]
+        return ReadyLines(  # none (no lines) or several parts, in line order
+            [bad for part in done for bad in part.bad],
+            [item for part in done for item in part.items],
+            [keys for part in done for keys in part.keys])
+
+    async def _in_worker(self, lines: list[Line]) -> ReadyLines:
         loop = asyncio.get_running_loop()
         try:
             return unpack(await loop.run_in_executor(self._running(), _ready_lines, lines))
@@ -113,13 +135,12 @@ class EnrichPool:
 
     def started(self) -> bool:
         """Whether the workers are ready for batches; the first call starts them."""
-        if self._starting is None:
-            try:
-                self._starting = self._running().submit(_started)
-            except BrokenProcessPool:
-                self._drop_executor()
-                return False
-        return self._starting.done()
+        try:
+            self._running()
+        except BrokenProcessPool:
+            self._drop_executor()
+            return False
+        return self._starting is not None and self._starting.done()
 
     def close(self) -> None:
         """Stop the workers (waits for them to exit); later batches run inline."""
@@ -140,10 +161,14 @@ class EnrichPool:
             return loop.run_in_executor(self._running(), _enrich_share, *columns)
 
     def _running(self) -> ProcessPoolExecutor:
+        """The pool; a new one starts its workers at once (its first task answers when
+        they are ready, see `started`)."""
         if self._executor is None:
             self._executor = ProcessPoolExecutor(
                 self._workers, mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_worker, initargs=(self._languages,))
+            with _main_module_left_out():
+                self._starting = self._executor.submit(_started)
         return self._executor
 
     def _drop_executor(self) -> None:
@@ -161,6 +186,19 @@ class EnrichPool:
                         len(share))
             self._drop_executor()
             return self._enricher.enrich_many(share)
+
+
+@contextlib.contextmanager
+def _main_module_left_out() -> Iterator[None]:
+    """Workers spawned meanwhile do not import this program's main module (the CLI, a
+    benchmark script) as spawned processes normally do: what they run lives in this
+    module, and that import was most of a worker's start beside loading the models."""
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
 
 
 def _split(items: list[EnrichInput], parts: int) -> list[list[EnrichInput]]:

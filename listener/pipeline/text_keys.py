@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from connectors.base import RawItem
 from listener.pipeline.noise import repeat_key
-from listener.store.open_queue import search_text
+from listener.search_fold import search_text
 
 
 class TextKeys(NamedTuple):

@@ -220,8 +220,12 @@ async def _inserted(driver: Any, table: Table, returning: Sequence[str],
     first = last - count + 1
     if count == len(rows):
         keys = returning[1:]
-        return [(first + offset, *(row[key] for key in keys))
-                for offset, row in enumerate(rows)]
+        if not keys:
+            return [(first + offset,) for offset in range(count)]
+        get = itemgetter(*keys)  # one key: the value itself; more: a tuple of them
+        if len(keys) == 1:
+            return [(first + offset, get(row)) for offset, row in enumerate(rows)]
+        return [(first + offset, *get(row)) for offset, row in enumerate(rows)]
     return list(await driver.execute_fetchall(
         f"SELECT {', '.join(returning)} FROM {table.name} WHERE id BETWEEN ? AND ? "
         "ORDER BY id", (first, last)))

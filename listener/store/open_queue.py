@@ -1,11 +1,10 @@
 """The open queue as the dashboard pages through it: filters, one COUNT, one LIMITed page.
 
 Ordered like the backlog drain (deadline, then priority, then id), so what an agent sees
-first is what the router hands out first. Text search is case- and Turkish-insensitive
-("IADE" and "iade" find "İade"; "sikayet" finds "şikayet") on SQLite and PostgreSQL alike:
-each mention stores its text, author handle and name folded that way (`search_text`,
-written at ingest), so a search is one plain substring test per open mention, with no
-join and no per-letter pattern.
+first is what the router hands out first. Text search is case- and Turkish-insensitive on
+SQLite and PostgreSQL alike (`listener.search_fold`): each mention stores its text, author
+handle and name folded that way (`search_text`, written at ingest), so a search is one
+plain substring test per open mention, with no join and no per-letter pattern.
 """
 
 from __future__ import annotations
@@ -17,16 +16,10 @@ from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from listener.models import Agent, Author, Customer, Mention
+from listener.search_fold import fold
 from listener.store.queries import PRIORITY_RANK, is_open, over_open, sla_state_condition
 
 QUEUE_STATES = ("on_track", "at_risk", "breached", "none")  # none: no deadline applies
-# Letters a search treats as one: case, Turkish dotless/dotted i, and the cedilla/breve
-# forms people drop when typing fast on an English keyboard.
-LETTER_GROUPS = ("aAâÂ", "cCçÇ", "gGğĞ", "iIıİîÎ", "oOöÖ", "sSşŞ", "uUüÜûÛ")
-# The groups' non-ASCII letters and the ASCII one each folds to; `str.lower` does the rest.
-FOLDED = [(char, group[0]) for group in LETTER_GROUPS for char in group[1:]
-          if not char.isascii()]
-SEARCH_FIELD_SEPARATOR = "\n"  # a search is never multi-line, so never spans two fields
 
 
 @dataclass(frozen=True)
@@ -52,21 +45,6 @@ class QueueRow:
 class QueuePage:
     rows: list[QueueRow]
     total: int  # open mentions matching the filter, on every page
-
-
-def fold(text: str) -> str:
-    """Text as a search compares it: "İADE", "ıade" and "iade" all become "iade". (A few
-    `str.replace` calls: ten times quicker than `str.translate` at ingest's pace.)"""
-    if not text.isascii():
-        for letter, base in FOLDED:
-            if letter in text:
-                text = text.replace(letter, base)
-    return text.lower()
-
-
-def search_text(text: str | None, handle: str | None, name: str | None) -> str:
-    """What a mention's `search_text` holds: its text, its author's handle and name."""
-    return SEARCH_FIELD_SEPARATOR.join(fold(part or "") for part in (text, handle, name))
 
 
 def search_condition(text: str) -> ColumnElement[bool]:

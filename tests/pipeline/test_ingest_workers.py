@@ -16,7 +16,7 @@ from listener.db import BULK_CACHE_KIB, create_engine
 from listener.ingest_file import ingest_file
 from listener.models import Mention
 from listener.pipeline.enrich_pool import POOL_FROM
-from listener.store.open_queue import search_text
+from listener.search_fold import search_text
 
 TEXTS = ("Siparişim hâlâ gelmedi, üç gündür bekliyorum!", "Love the new phone, thanks!",
          "Faturam iki kez kesilmiş, kim ilgilenecek?", "The app crashes on login.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import fields
 
 import pytest
@@ -17,7 +18,7 @@ from listener.pipeline.lines import ReadyLines, pack, ready_lines, unpack
 from listener.pipeline.noise import repeat_key
 from listener.pipeline.normalize import normalize
 from listener.pipeline.text_keys import TextKeys
-from listener.store.open_queue import search_text
+from listener.search_fold import search_text
 from tests.pipeline.test_normalize_fields import item_with_every_field
 
 
@@ -87,3 +88,67 @@ async def test_a_worker_makes_the_same_lines_ready(started: bool) -> None:
         assert await pool.ready_lines(lines()) == ready_lines(enricher, lines())
     finally:
         pool.close()
+
+
+def many_lines(count: int) -> list[tuple[int, bytes]]:
+    """`count` blocks of `lines()` (good and bad), each line with its own number and id."""
+    out = []
+    for block in range(count):
+        for number, raw in lines():
+            raw = raw.replace(b'"m-', f'"b{block}-m-'.encode())
+            out.append((block * 10 + number, raw))
+    return out
+
+
+async def test_a_block_is_handed_to_the_worker_as_soon_as_it_is_ready() -> None:
+    """While the worker starts, a block is made ready here a share at a time; when the
+    worker is ready midway, it takes the rest. The lines come out as one block, in order,
+    exactly as made ready here."""
+    enricher = Enricher()
+    pool = EnrichPool(enricher=enricher, keep_share=False, inline_while_starting=True)
+    block = many_lines(200)  # 1,200 lines: more than one share
+    expected = ready_lines(enricher, block)
+    checks = []
+    inline = enricher.enrich_many
+
+    def started() -> bool:
+        """Not yet at the first look; from the second on, only once it truly is."""
+        checks.append(len(checks))
+        if len(checks) == 1:
+            EnrichPool.started(pool)
+            return False
+        enricher.enrich_many = None  # type: ignore[method-assign]  # from now: never here
+        for _ in range(1200):  # at most a minute
+            if EnrichPool.started(pool):
+                return True
+            time.sleep(0.05)
+        raise AssertionError("the worker did not start")
+
+    pool.started = started  # type: ignore[method-assign]
+    try:
+        assert await pool.ready_lines(block) == expected
+        assert len(checks) == 2  # one share here, the rest in the worker
+    finally:
+        enricher.enrich_many = inline  # type: ignore[method-assign]
+        pool.close()
+
+
+def test_the_worker_loads_neither_the_main_program_nor_the_database_layer() -> None:
+    """What a worker imports is what its start costs beside the language models: not the
+    program that started it (a spawned process normally re-imports it), not SQLAlchemy,
+    not the HTTP client, not every connector."""
+    pool = EnrichPool(enricher=Enricher(), keep_share=False, inline_while_starting=True)
+    try:
+        main, loaded = pool._running().submit(eval, WHAT_IT_LOADED).result(60)
+    finally:
+        pool.close()
+    assert main is None  # here: pytest's
+    assert "listener.pipeline.enrich_pool" in loaded
+    unwanted = {"sqlalchemy", "aiohttp", "listener.models", "listener.cli",
+                "connectors.twitter", "pytest"}
+    assert unwanted.isdisjoint(loaded)
+
+
+WHAT_IT_LOADED = ("(getattr(__import__('sys').modules['__mp_main__'], '__file__', None), "
+                  "sorted(__import__('sys').modules))")
+"""Evaluated in a worker: the file its main module came from, and every module loaded."""

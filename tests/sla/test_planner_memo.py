@@ -1,8 +1,9 @@
-"""The planner's per-minute memo gives exactly what the pure functions give.
+"""The planner's per-hour and per-minute memo gives exactly what the pure functions give.
 
-Mentions arrive many a minute; the planner shares one computation across a minute when
-the answer provably holds for all of it. These properties post bursts of mentions into
-the same and neighbouring minutes (first and last microsecond included) on random
+Mentions arrive many a minute; the planner shares one computation across an hour, or a
+minute, when the answer provably holds for all of it. These properties post bursts of
+mentions into the same and neighbouring minutes, or anywhere in an hour or two (first
+and last microsecond included), on random
 calendars (any hours, DST changes, holidays, odd-second durations) and compare every
 deadline, warning, escalation and explanation step with `compute_deadline` /
 `compute_next_deadline` on a freshly built calendar.
@@ -70,8 +71,19 @@ def bursts(draw):
     return times
 
 
+@st.composite
+def hours_of_posts(draw):
+    """Posting times anywhere in one or two UTC hours (their first and last microsecond
+    included): the memo shares a whole hour when one answer holds for all of it."""
+    hour = draw(minutes_in_range()).replace(minute=0)
+    last = 3_600_000_000 - 1
+    offsets = draw(st.lists(st.sampled_from([0, last]) | st.integers(0, 2 * last + 1),
+                            min_size=2, max_size=8))
+    return [hour + timedelta(microseconds=offset) for offset in offsets]
+
+
 @settings(max_examples=300, deadline=None)
-@given(spec=calendars(), policy=policies(), times=bursts())
+@given(spec=calendars(), policy=policies(), times=bursts() | hours_of_posts())
 def test_memoised_plans_equal_the_pure_functions(spec, policy, times):
     planner = DeadlinePlanner([policy], spec.build())
     for posted in times:
