@@ -258,7 +258,8 @@ OPERATIONS = (
               "Undo a recorded link, merge or split", 200, ref("CustomerChange"),
               {**JSON_BODY_ERRORS, 404: ("not_found",), 409: ("conflict",),
                422: ("invalid",)}, body="UndoRequest", body_required=False,
-              description="409 when it was already undone."),
+              description="409 when it was already undone; 422 when the record is itself "
+                          "an undo (link, merge or split again instead)."),
     Operation("post", "/api/v1/customers/{id}/notes", "addCustomerNote", "customers",
               "Add a note or an offer to the customer's timeline", 201, ref("CustomerNote"),
               {**JSON_BODY_ERRORS, 404: ("not_found",), 409: ("conflict",),

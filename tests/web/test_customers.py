@@ -150,6 +150,13 @@ async def test_merge_split_and_undo_round_trip(client: Any) -> None:
                              headers=AUTH)
     assert undo.status == 200
     assert {m["customer_id"] for m in await listed(client)} == {ali, other}
+    again = await client.post(f"/api/v1/customer-links/{body['link']['id']}/undo",
+                              headers=AUTH)
+    assert again.status == 409  # already undone
+    undo_of_undo = await client.post(
+        f"/api/v1/customer-links/{(await undo.json())['link']['id']}/undo", headers=AUTH)
+    assert undo_of_undo.status == 422  # as the API document says: merge again instead
+    assert "merge or split again" in (await undo_of_undo.json())["error"]["message"]
 
     await client.post(f"/api/v1/customers/{ali}/merge", headers=AUTH, json={"from": other})
     merged_customer = await (await client.get(f"/api/v1/customers/{ali}", headers=AUTH)).json()

@@ -41,7 +41,7 @@ ST_TIMEOUT = 240
 SHARE_OF_VOICE = "/api/v1/reports/share-of-voice"
 REFUSED_BY_MEANING = {"assignMention": 422, "addCustomerIdentity": 422, "mergeCustomers": 422,
                       "splitCustomer": 422, "addCustomerContact": 422, "pushMentions": 422,
-                      "shareOfVoice": 400}
+                      "undoCustomerLink": 422, "shareOfVoice": 400}
 
 schemathesis.openapi.format("cursor", st.integers(1, 2**31 - 1).map(encode_cursor))
 schemathesis.openapi.format("timeline-cursor", st.builds(
@@ -88,7 +88,8 @@ def write_settings(directory: Path) -> None:
     """Refusals of schema-valid requests that JSON Schema cannot rule out, each declared
     in the document: a 422 that depends on what is stored or configured (an agent id
     that is not configured, a phone number that is not one, merging a customer into
-    itself, a webhook body of the other source kind) and share of voice's 400 for a
+    itself, a webhook body of the other source kind, undoing a record that is itself an
+    undo) and share of voice's 400 for a
     range over 366 days. A 413 for a body over 8 MiB is a refusal like any other."""
     lines = ["[checks.negative_data_rejection]",
              'expected-statuses = ["400", "401", "403", "404", "405", "409", "413", '
