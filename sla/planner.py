@@ -56,10 +56,13 @@ MINUTE = timedelta(minutes=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 LAST_OF_MINUTE = MINUTE - timedelta(microseconds=1)
 LAST_OF_HOUR = timedelta(hours=1) - timedelta(microseconds=1)
+SHARE_MINUTE_AFTER = 2
+SHARE_HOUR_AFTER = 4
+"""A span's answer is shared from its n-th mention on; the ones before are computed."""
 MEMO_SIZE = 4_096
 """Hours and minutes remembered; mentions arrive roughly in time order, so recent ones
 suffice."""
-_SEEN = object()
+_SEEN = object()  # computed directly: the span is not shared (yet)
 _UNSHARED = object()
 
 
@@ -74,8 +77,9 @@ class DeadlinePlanner:
     by exactly the time between them while the whole span is open, every mention in that
     span gets that answer, shifted where it moves. The span is the UTC hour; an hour with
     a boundary inside is tried a minute at a time, and a minute with one is computed
-    directly. The first mention of a span is also computed directly: a span seen once is
-    not worth two extra computations. Only the moments are shared: each answer is
+    directly. The first mentions of a span are also computed directly (one of a minute,
+    three of an hour): sharing costs two extra computations, which a quiet span (history
+    scattered over a year) never pays back. Only the moments are shared: each answer is
     explained for its own posting time (the words can name its seconds).
     """
 
@@ -124,11 +128,11 @@ class DeadlinePlanner:
         # the hour); an hour with a boundary inside is shared a minute at a time.
         hour = posted.replace(minute=0, second=0, microsecond=0)
         entry = self._entry((id(policy), follow_up, hour), policy, hour, LAST_OF_HOUR,
-                            compute)
+                            compute, SHARE_HOUR_AFTER)
         if entry is _UNSHARED:
             minute = posted.replace(second=0, microsecond=0)
             entry = self._entry((id(policy), follow_up, minute), policy, minute,
-                                LAST_OF_MINUTE, compute)
+                                LAST_OF_MINUTE, compute, SHARE_MINUTE_AFTER)
         if entry is _SEEN or entry is _UNSHARED:
             return compute(policy, self.calendar, posted)
         first, moves_from = entry  # type: ignore[misc]
@@ -137,17 +141,20 @@ class DeadlinePlanner:
 
     def _entry(self, key: tuple[int, bool, datetime], policy: Policy, start: datetime,
                last: timedelta,
-               compute: Callable[[Policy, BusinessCalendar, datetime], Deadline]) -> object:
-        """The memo's answer for the span from `start` to `start + last`: _SEEN the first
-        time (a span seen once is not worth two extra computations), then what `_share`
-        found."""
+               compute: Callable[[Policy, BusinessCalendar, datetime], Deadline],
+               share_after: int) -> object:
+        """The memo's answer for the span from `start` to `start + last`: _SEEN until the
+        span has had `share_after` mentions (sharing costs two extra computations, which
+        a quiet span never pays back), then what `_share` found."""
         entry = self._memo.get(key)
         if entry is None:
             if len(self._memo) >= MEMO_SIZE:
                 self._memo.clear()
-            self._memo[key] = _SEEN
-            return _SEEN
-        if entry is _SEEN:
+            entry = 0
+        if type(entry) is int:  # mentions seen so far
+            if entry + 1 < share_after:
+                self._memo[key] = entry + 1
+                return _SEEN
             entry = self._memo[key] = self._share(policy, start, last, compute)
         return entry
 
