@@ -36,7 +36,10 @@ async def assign(
     session: AsyncSession, mention_id: int, agent_id: str | None, actor: str, now: datetime
 ) -> Mention:
     mention = await _mention(session, mention_id)
-    if agent_id is not None and await session.get(Agent, agent_id) is None:
+    # A NUL is never in a configured id, and PostgreSQL refuses to even look one up.
+    unknown = agent_id is not None and (
+        "\x00" in agent_id or await session.get(Agent, agent_id) is None)
+    if unknown:
         raise Invalid(f"agent {agent_id!r} is not configured; GET /api/v1/agents lists them")
     mention.assignee = agent_id
     if mention.status in ("new", "assigned"):

@@ -164,10 +164,8 @@ def store_errors() -> Iterator[None]:
 @routes.post("/api/v1/mentions/{id}/assign")
 async def assign_mention(request: web.Request) -> web.Response:
     body = await json_body(request)
-    agent = body.get("agent", "")  # a NUL is never in an id, and PostgreSQL refuses it
-    if not (agent is None or (isinstance(agent, str) and agent and "\x00" not in agent)):
-        raise APIError(422, "invalid", 'send {"agent": "<agent id>"} (or null to unassign); '
-                                       "GET /api/v1/agents lists the ids")
+    if "agent" not in body or not (body["agent"] is None or isinstance(body["agent"], str)):
+        raise APIError(422, "invalid", 'send {"agent": "<agent id>"} (or null to unassign)')
     return await _act(request, assign, agent_id=body["agent"], actor=actor(body))
 
 

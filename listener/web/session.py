@@ -30,6 +30,7 @@ from listener.web.pages import CSRF_TOKEN, render
 log = logging.getLogger("listener.web")
 COOKIE = "listener_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 SESSIONLESS = tuple(p for p in OPEN_PATHS if p != "/login")  # probes, metrics, static files
 
 SECURITY_HEADERS = {
@@ -84,7 +85,7 @@ async def submitted_token(request: web.Request) -> str:
     header = request.headers.get("X-CSRF-Token")
     if header:
         return header
-    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+    if request.content_type in FORM_TYPES:
         value = (await request.post()).get("csrf_token")
         return value if isinstance(value, str) else ""
     return ""
@@ -117,8 +118,7 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 
 async def _nul_in_form(request: web.Request) -> bool:
-    if request.method in SAFE_METHODS or request.content_type not in (
-            "application/x-www-form-urlencoded", "multipart/form-data"):
+    if request.method in SAFE_METHODS or request.content_type not in FORM_TYPES:
         return False
     posted = await request.post()
     return any(isinstance(value, str) and "\x00" in value for value in posted.values())
