@@ -210,10 +210,10 @@ class Mention(Base):
         Index("ix_mentions_next_alert_at", "next_alert_at"),
         # The spike watcher counts mentions by posting time every 30 s, five windows at once.
         Index("ix_mentions_created_at", "created_at"),
-        # A batch's look-ups want a customer's (author's) mentions since a moment: one
-        # index range each, not their whole history read and filtered afterwards.
+        # A batch's look-ups want its customers' mentions since a moment: one index range
+        # each, not their whole history read and filtered afterwards. Its authors' recent
+        # texts are read through their customers too (an author index cost every insert).
         Index("ix_mentions_customer_created", "customer_id", "created_at"),
-        Index("ix_mentions_author_created", "author_id", "created_at"),
         # Answered ones only (follow-ups): new mentions come unanswered and cost it nothing.
         Index("ix_mentions_customer_answered", "customer_id", "first_response_at",
               sqlite_where=text(ANSWERED_SQL), postgresql_where=text(ANSWERED_SQL)),

@@ -14,7 +14,7 @@ from sqlalchemy import insert, update
 
 from listener.models import Author, Customer, Mention
 from listener.store import Store
-from listener.store.ingest import AnsweredMention, IngestTx
+from listener.store.ingest import AnsweredMention, AuthorLink, IngestTx
 from listener.store.routing import ConversationOwner, last_assigned, owners_of
 from tests.conftest import MONDAY_10
 from tests.test_read_scale import Statements
@@ -22,6 +22,15 @@ from tests.test_read_scale import Statements
 STORED, PEOPLE = 1500, 20
 SINCE = MONDAY_10 - timedelta(hours=48)  # one mention was posted at exactly this moment
 CUSTOMERS, AUTHORS, THREADS = {1, 2, 3, 13}, {2, 5, 13}, {"t-3", "t-40"}  # 13: at SINCE
+
+
+def customer_of(author: int) -> int:
+    return 5 if author == PEOPLE else author  # customer 5 writes as two authors
+
+
+# The batch's authors with their customers: author 20's texts are read with customer 5's
+# and must be left out.
+LINKS = [AuthorLink(author, customer_of(author), None) for author in AUTHORS]
 
 
 def history_rows() -> list[dict[str, Any]]:
@@ -34,7 +43,8 @@ def history_rows() -> list[dict[str, Any]]:
         rows.append({
             "id": i, "source": f"src-{i % 3}", "channel": "twitter", "external_id": f"e-{i}",
             "author_id": 1 + i % PEOPLE if i % 9 else None,
-            "customer_id": 1 + i % PEOPLE if i % 9 else None, "text": f"kargo #{i % 5}",
+            "customer_id": customer_of(1 + i % PEOPLE) if i % 9 else None,
+            "text": f"kargo #{i % 5}",
             "created_at": created, "ingested_at": created, "thread": f"t-{i % 50}",
             "status": "responded" if answered else "new", "first_response_at": answered,
             "assignee": ("ayse", "john", None)[i % 3], "priority": "normal"})
@@ -49,7 +59,7 @@ async def history(store: Store) -> Store:
             for i in range(1, PEOPLE + 1)])
         await session.execute(insert(Author), [
             {"id": i, "channel": "twitter", "handle": f"user{i}", "name": f"User {i}",
-             "customer_id": i} for i in range(1, PEOPLE + 1)])
+             "customer_id": customer_of(i)} for i in range(1, PEOPLE + 1)])
         await session.execute(insert(Mention), history_rows())
     if store.dialect == "postgresql":
         async with store.engine.connect() as connection:
@@ -79,14 +89,14 @@ async def test_owners_answered_and_recent_texts_read_one_index_range_from_since(
         owners, by_source = await plans(history, statements)
         await tx.answered_conversations("src-1", CUSTOMERS, THREADS, SINCE)
         [answered] = await plans(history, statements)
-        await tx.recent_texts(AUTHORS, SINCE)
+        await tx.recent_texts(LINKS, SINCE)
         [texts] = await plans(history, statements)
     for plan in (owners, by_source):
         assert re.search(one_range("ix_mentions_customer_created", "customer_id",
                                    "created_at"), plan), plan
     assert re.search(one_range("ix_mentions_customer_answered", "customer_id",
                                "first_response_at"), answered), answered
-    assert re.search(one_range("ix_mentions_author_created", "author_id", "created_at"),
+    assert re.search(one_range("ix_mentions_customer_created", "customer_id", "created_at"),
                      texts), texts
     for plan in (owners, by_source, answered, texts):
         assert not re.search(r"^SCAN mentions|Seq Scan on mentions", plan, re.M), plan
@@ -98,7 +108,7 @@ async def test_lookups_answer_what_every_row_says(history: Store) -> None:
         tx = IngestTx(session)
         owners = await tx.conversation_owners(CUSTOMERS, "src-1", THREADS, SINCE)
         answered = await tx.answered_conversations("src-1", CUSTOMERS, THREADS, SINCE)
-        texts = await tx.recent_texts(AUTHORS, SINCE)
+        texts = await tx.recent_texts(LINKS, SINCE)
 
     def in_thread(row: dict[str, Any]) -> bool:
         return row["source"] == "src-1" and row["thread"] in THREADS

@@ -141,6 +141,8 @@ BEFORE_0016 = {"ix_mentions_customer_id": (["customer_id"], False),
 AT_0016 = {"ix_mentions_customer_created": (["customer_id", "created_at"], False),
            "ix_mentions_author_created": (["author_id", "created_at"], False),
            "ix_mentions_customer_answered": (["customer_id", "first_response_at"], True)}
+AT_0017 = {name: index for name, index in AT_0016.items()
+           if name != "ix_mentions_author_created"}
 
 
 async def test_history_indexes_go_up_down_and_up_again_on_a_populated_database(
@@ -156,7 +158,9 @@ async def test_history_indexes_go_up_down_and_up_again_on_a_populated_database(
             assert len(rows) == 3
             for move, revision, indexes in ((upgrade_to, "0016", AT_0016),
                                             (downgrade_to, "0015", BEFORE_0016),
-                                            (upgrade_to, "0016", AT_0016)):
+                                            (upgrade_to, "0017", AT_0017),
+                                            (downgrade_to, "0016", AT_0016),
+                                            (upgrade_to, "0017", AT_0017)):
                 await connection.run_sync(move, revision)
                 assert await connection.run_sync(history_indexes) == indexes, revision
                 assert (await connection.execute(stored)).all() == rows, revision

@@ -224,7 +224,7 @@ async def test_an_ingest_batchs_lookups_read_only_its_customers_and_threads(
         client: Any, services: Any) -> None:
     """What a batch reads before writing (its duplicates, its conversations' owners and
     answers, its authors' recent texts) goes by index however long the history is."""
-    from listener.store.ingest import IngestTx
+    from listener.store.ingest import AuthorLink, IngestTx
     from listener.store.routing import owners_of
 
     statements = Statements(services.store.engine)
@@ -234,7 +234,7 @@ async def test_an_ingest_batchs_lookups_read_only_its_customers_and_threads(
         owners = await tx.conversation_owners({1, 2, 3}, "src-1", {"t-1", "t-2"}, since)
         await owners_of(session, {1}, {("src-1", "t-1"), ("src-2", "t-2")}, since)
         answered = await tx.answered_conversations("src-1", {1, 2, 3}, {"t-1"}, since)
-        texts = await tx.recent_texts({1, 2, 3}, since)
+        texts = await tx.recent_texts([AuthorLink(a, a, None) for a in (1, 2, 3)], since)
         assert await tx.existing_ids("src-1", ["e-1", "e-2", "e-4"]) == {"e-1", "e-4"}
     seen = statements.take()
     assert len(seen) == 5

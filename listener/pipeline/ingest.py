@@ -391,8 +391,7 @@ class Pipeline:
             source.id, {link.customer_id for link in links.values()},
             {item.thread for item in fresh if item.thread},
             min(item.created_at for item in fresh) - self.follow_up_window))
-        repeats = RepeatLog.of(await tx.recent_texts(
-            {link.author_id for link in links.values()}, self.noise.since(fresh)))
+        repeats = RepeatLog.of(await tx.recent_texts(links.values(), self.noise.since(fresh)))
         async with _WriteBehind(tx) as behind:
             rows: list[dict[str, Any]] = []
             events: dict[str, list[dict[str, Any]]] = {}
