@@ -27,9 +27,7 @@ from listener.store import routing as routing_store
 from listener.store.customers import Identity, identity_id
 from listener.store.driver_rows import insert_rows, json_encoder
 from listener.store.queries import open_counts
-
-CHUNK = 500
-"""Keys per `IN (...)` look-up on SQLite: well under its bound-parameter limit."""
+from listener.store.value_lists import one_of
 
 
 @dataclass(frozen=True)
@@ -141,41 +139,26 @@ class IngestTx:
         self._postgres = session.bind.dialect.name == "postgresql"
 
     async def existing_ids(self, source: str, external_ids: Iterable[str]) -> set[str]:
-        found: set[str] = set()
-        for chunk in self._chunks(set(external_ids)):
-            rows = await self.session.scalars(
-                select(Mention.external_id).where(
-                    Mention.source == source, self._one_of(Mention.external_id, chunk)))
-            found.update(rows)
-        return found
-
-    def _chunks(self, values: Iterable[Any]) -> Iterable[list[Any]]:
-        """Values for `_one_of` look-ups: all at once on PostgreSQL (one array), in
-        slices well under SQLite's bound-parameter limit there."""
-        ordered = sorted(values)
-        size = len(ordered) if self._postgres else CHUNK
-        for start in range(0, len(ordered), size or 1):
-            yield ordered[start:start + size]
+        wanted = sorted(set(external_ids))
+        if not wanted:
+            return set()
+        rows = await self.session.scalars(select(Mention.external_id).where(
+            Mention.source == source, self._one_of(Mention.external_id, wanted)))
+        return set(rows)
 
     def _grouped(self, keys: Iterable[tuple[Any, ...]]
                  ) -> Iterable[tuple[tuple[Any, ...], list[Any]]]:
-        """Keys (…, last) as (prefix, chunk of lasts) for `prefix = … AND last IN
-        (chunk)`: the unique indexes lead with the prefix columns, and a look-up by the
-        last column alone would scan the whole table once per chunk."""
+        """Keys (…, last) as (prefix, lasts) for `prefix = … AND last IN (lasts)`: the
+        unique indexes lead with the prefix columns, and a look-up by the last column
+        alone would scan the whole table."""
         by_prefix: dict[tuple[Any, ...], set[Any]] = {}
         for *prefix, last in keys:
             by_prefix.setdefault(tuple(prefix), set()).add(last)
         for prefix in sorted(by_prefix):
-            for chunk in self._chunks(by_prefix[prefix]):
-                yield prefix, chunk
+            yield prefix, sorted(by_prefix[prefix])
 
-    def _one_of(self, column: Any, values: list[Any]) -> Any:
-        """`column IN (values)`. On PostgreSQL the values are written into the statement:
-        one bound parameter per value is slow to send, and a prepared statement's generic
-        plan (made while the table was small) would keep scanning the whole table."""
-        if self._postgres:
-            return column.in_(bindparam(None, values, expanding=True, literal_execute=True))
-        return column.in_(values)
+    def _one_of(self, column: Any, values: Collection[Any]) -> Any:
+        return one_of(column, values, self.session.bind.dialect.name)
 
     async def answered_conversations(self, source: str, customer_ids: set[int],
                                      threads: set[str], since: datetime
@@ -190,7 +173,8 @@ class IngestTx:
                 self.session, Mention.customer_id, customer_ids,
                 Mention.first_response_at.is_not(None), Mention.first_response_at >= since))
         if threads:
-            conditions.append(and_(Mention.source == source, Mention.thread.in_(threads)))
+            conditions.append(and_(Mention.source == source,
+                                   self._one_of(Mention.thread, sorted(threads))))
         if not conditions:
             return []
         rows = await self.session.execute(
@@ -332,13 +316,12 @@ class IngestTx:
 
     async def _customers_by_email(self, emails: set[str]
                                   ) -> dict[str, tuple[int, str | None]]:
-        found: dict[str, tuple[int, str | None]] = {}
-        for chunk in self._chunks(emails):
-            rows = await self.session.execute(
-                select(Customer.email, Customer.id, Customer.segment)
-                .where(self._one_of(Customer.email, chunk)))
-            found.update({email: (customer_id, segment) for email, customer_id, segment in rows})
-        return found
+        if not emails:
+            return {}
+        rows = await self.session.execute(
+            select(Customer.email, Customer.id, Customer.segment)
+            .where(self._one_of(Customer.email, sorted(emails))))
+        return {email: (customer_id, segment) for email, customer_id, segment in rows}
 
     async def _create_customers(self, plans: list[NewAuthor], now: datetime) -> None:
         """Give every planned new customer its id. One whose e-mail a concurrent writer

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from listener.models import OPEN_STATUSES, Agent, Customer, Mention, MentionEvent
 from listener.store.actions import NotFound
 from listener.store.queries import PRIORITY_RANK
+from listener.store.value_lists import one_of
 
 AGENT_STATUSES = ("available", "away")
 
@@ -143,7 +144,9 @@ async def owners_of(
         by_source.setdefault(source, set()).add(thread)
     # `source = … AND thread IN (…)` per source, not `(source, thread) IN (…)`: SQLite
     # cannot use ix_mentions_source_thread for row values under OR and scanned the table.
-    conditions.extend(and_(Mention.source == source, Mention.thread.in_(sorted(names)))
+    dialect = session.bind.dialect.name
+    conditions.extend(and_(Mention.source == source,
+                           one_of(Mention.thread, sorted(names), dialect))
                       for source, names in sorted(by_source.items()))
     if not conditions:
         return []
@@ -166,5 +169,6 @@ def mentions_of(session: AsyncSession, column: Any, values: Iterable[Any],
     table order already. `bounds` (a time range) go in the same WHERE as `column`, so an
     index on (column, time) reads only that range, not the column's whole history."""
     if session.bind.dialect.name == "sqlite":
-        return Mention.id.in_(select(Mention.id).where(column.in_(values), *bounds))
+        return Mention.id.in_(select(Mention.id).where(
+            one_of(column, sorted(values), "sqlite"), *bounds))
     return and_(column.in_(values), *bounds)
