@@ -160,9 +160,10 @@ def _file_command(args: argparse.Namespace,
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from listener.ingest_file import ingest_file
+    from listener.ingest_file import BATCH_SIZE, ingest_file
 
-    return _file_command(args, lambda services: ingest_file(services, args.path, args.source))
+    return _file_command(args, lambda services: ingest_file(
+        services, args.path, args.source, batch_size=args.batch_size or BATCH_SIZE))
 
 
 def cmd_customers_import(args: argparse.Namespace) -> int:
@@ -176,6 +177,16 @@ def cmd_calls_import(args: argparse.Namespace) -> int:
 
     return _file_command(args, lambda services: import_calls(services, args.path,
                                                              args.backfill))
+
+
+def _batch_size(text: str) -> int:
+    try:
+        lines = int(text)
+    except ValueError:
+        lines = 0
+    if lines < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of lines above 0")
+    return lines
 
 
 def _duration(text: str) -> timedelta:
@@ -233,6 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument(
         "--source", help="source id for every line (default: the line's \"source\", else 'ingest')"
     )
+    ingest.add_argument(
+        "--batch-size", type=_batch_size, default=None, metavar="LINES",
+        help="lines per transaction (default 10,000); smaller batches keep a `serve` on "
+        "the same SQLite file from waiting long to write")
     ingest.add_argument("path")
     ingest.set_defaults(func=cmd_ingest)
 

@@ -157,6 +157,28 @@ def test_ingest_stores_good_lines_names_bad_ones_and_reruns_as_duplicates(
     assert by_id["b-1"].created_at == MONDAY_1630 - timedelta(minutes=1)
 
 
+def test_ingest_in_small_batches_stores_the_same_and_refuses_a_batch_of_nothing(
+    tmp_path: Path, db_url: str
+) -> None:
+    """`--batch-size 7`: the 53 lines go in eight transactions, with the same outcome."""
+    from listener.ingest_file import BATCH_SIZE
+
+    config = write_config(tmp_path, db_url)
+    data = tmp_path / "backfill.jsonl"
+    good = jsonl_with_bad_lines(data)
+    small = listener("ingest", "--config", str(config), "--batch-size", "7", str(data))
+    assert small.returncode == 0, small.stderr
+    assert small.stdout.strip().endswith("50 stored, 0 duplicates, 3 rejected")
+    assert {m.external_id for m in stored_mentions(db_url)} == good
+    for wrong in ("0", "-5", "ten"):
+        refused = listener("ingest", "--config", str(config), "--batch-size", wrong, str(data))
+        assert refused.returncode == 2
+        assert f"--batch-size: '{wrong}' is not a whole number of lines above 0" in \
+            refused.stderr
+    helped = listener("ingest", "--help")
+    assert f"(default {BATCH_SIZE:,})" in " ".join(helped.stdout.split())
+
+
 def test_ingest_takes_each_lines_source_and_survives_odd_bytes(tmp_path: Path, db_url: str) -> None:
     """Without --source each line's `source` is used; a BOM (Windows exports) is fine, a
     blank line is not a line, and a line that is not UTF-8 is one rejected line, not a crash."""
