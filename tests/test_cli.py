@@ -121,15 +121,18 @@ def jsonl_with_bad_lines(path: Path) -> set[str]:
     return good
 
 
+# `--batch-size 7`: the 53 lines go in eight transactions, with the same outcome.
+@pytest.mark.parametrize("batches", [[], ["--batch-size", "7"]], ids=["default", "small"])
 def test_ingest_stores_good_lines_names_bad_ones_and_reruns_as_duplicates(
-    tmp_path: Path, db_url: str
+    tmp_path: Path, db_url: str, batches: list[str]
 ) -> None:
     config = write_config(tmp_path, db_url)
     data = tmp_path / "backfill.jsonl"
     good = jsonl_with_bad_lines(data)
     assert len(good) == 50
 
-    first = listener("ingest", "--config", str(config), "--source", "demo", str(data))
+    first = listener("ingest", "--config", str(config), "--source", "demo", *batches,
+                     str(data))
     assert first.returncode == 0, first.stderr
     assert "50 stored" in first.stdout
     assert "3 rejected" in first.stdout
@@ -139,7 +142,8 @@ def test_ingest_stores_good_lines_names_bad_ones_and_reruns_as_duplicates(
     assert re.search(r"line 25: skipped: .*author", first.stderr)
     assert re.search(r"line 40: skipped: .*created_at", first.stderr)
 
-    again = listener("ingest", "--config", str(config), "--source", "demo", str(data))
+    again = listener("ingest", "--config", str(config), "--source", "demo", *batches,
+                     str(data))
     assert again.returncode == 0, again.stderr
     assert "0 stored" in again.stdout
     assert "50 duplicates" in again.stdout
@@ -157,21 +161,12 @@ def test_ingest_stores_good_lines_names_bad_ones_and_reruns_as_duplicates(
     assert by_id["b-1"].created_at == MONDAY_1630 - timedelta(minutes=1)
 
 
-def test_ingest_in_small_batches_stores_the_same_and_refuses_a_batch_of_nothing(
-    tmp_path: Path, db_url: str
-) -> None:
-    """`--batch-size 7`: the 53 lines go in eight transactions, with the same outcome."""
+def test_ingest_refuses_a_batch_of_nothing_and_names_its_default(tmp_path: Path) -> None:
     from listener.ingest_file import BATCH_SIZE
 
-    config = write_config(tmp_path, db_url)
-    data = tmp_path / "backfill.jsonl"
-    good = jsonl_with_bad_lines(data)
-    small = listener("ingest", "--config", str(config), "--batch-size", "7", str(data))
-    assert small.returncode == 0, small.stderr
-    assert small.stdout.strip().endswith("50 stored, 0 duplicates, 3 rejected")
-    assert {m.external_id for m in stored_mentions(db_url)} == good
+    config = write_config(tmp_path, f"sqlite+aiosqlite:///{tmp_path}/listener.db")
     for wrong in ("0", "-5", "ten"):
-        refused = listener("ingest", "--config", str(config), "--batch-size", wrong, str(data))
+        refused = listener("ingest", "--config", str(config), "--batch-size", wrong, "x.jsonl")
         assert refused.returncode == 2
         assert f"--batch-size: '{wrong}' is not a whole number of lines above 0" in \
             refused.stderr
