@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
-from listener import ingest_file as ingest_module
 from listener.app import build_services
 from listener.customers_import import import_customers
 from listener.ingest_file import ingest_file
@@ -142,14 +141,14 @@ def ordered(rows: Any) -> list[Any]:
 
 
 async def ingest_run(db_url: str, tmp_path: Path, clock: Any, enricher: Any,
-                     batch: int, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """A fresh database: the CRM import, then the file twice (the second run: duplicates)."""
+                     batch: int) -> dict[str, Any]:
+    """A fresh database: the CRM import, then the file twice (the second run: duplicates),
+    `batch` lines a transaction."""
     services = build_services(make_config(db_url), clock=clock, enricher=enricher)
     await import_customers(services, write(tmp_path / "crm.jsonl", CRM))
-    monkeypatch.setattr(ingest_module, "BATCH_SIZE", batch)
     path = write(tmp_path / "mentions.jsonl", mentions())
-    first = await ingest_file(services, path, None, progress=False)
-    again = await ingest_file(services, path, None, progress=False)
+    first = await ingest_file(services, path, None, progress=False, batch_size=batch)
+    again = await ingest_file(services, path, None, progress=False, batch_size=batch)
     snapshot = await stored(services)
     await services.store.close()
     snapshot["reports"] = (first.summary(), again.summary())
@@ -177,17 +176,16 @@ async def test_big_batches_store_what_one_at_a_time_stores(
 ) -> None:
     monkeypatch.setattr(pipeline_module, "WRITE_BEHIND_ROWS", slice_rows)
     monkeypatch.setattr(pipeline_module, "YIELD_ROWS", max(1, slice_rows // 2))
-    batched = await ingest_run(db_url, tmp_path, clock, enricher, batch, monkeypatch)
-    single = await ingest_run(await empty_copy(db_url), tmp_path, clock, enricher, 1,
-                              monkeypatch)
+    batched = await ingest_run(db_url, tmp_path, clock, enricher, batch)
+    single = await ingest_run(await empty_copy(db_url), tmp_path, clock, enricher, 1)
     for part in single:
         assert batched[part] == single[part], part
 
 
 async def test_a_batch_links_on_strong_identifiers_only(
-    db_url: str, tmp_path: Path, clock: Any, enricher: Any, monkeypatch: pytest.MonkeyPatch
+    db_url: str, tmp_path: Path, clock: Any, enricher: Any
 ) -> None:
-    got = await ingest_run(db_url, tmp_path, clock, enricher, 1000, monkeypatch)
+    got = await ingest_run(db_url, tmp_path, clock, enricher, 1000)
     lines = mentions()
     unique = {row["id"] for row in lines}
     assert got["reports"] == (f"{len(lines)} lines: {len(unique)} stored, "
@@ -247,3 +245,32 @@ async def test_a_batch_that_fails_half_written_leaves_nothing_and_runs_again(
         kinds = [kind for kind, in await session.execute(
             select(MentionEvent.kind).where(MentionEvent.kind == "ingested"))]
     assert len(kinds) == len(unique)
+
+
+async def test_each_batch_of_lines_is_its_own_transaction(
+    db_url: str, tmp_path: Path, clock: Any, enricher: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--batch-size 7`: a run that fails in one batch keeps every batch before it, and
+    running the file again stores only the rest."""
+    services = build_services(make_config(db_url), clock=clock, enricher=enricher)
+    lines = mentions()
+    failing_line = next(i for i, row in enumerate(lines) if row["id"] == "m-25")
+    kept = {row["id"] for row in lines[:failing_line // 7 * 7]}
+    plan = pipeline_module.Pipeline._plan
+
+    def failing(self: Any, source: Any, item: Any, *args: Any, **kwargs: Any) -> Any:
+        if item.external_id == "m-25":
+            raise RuntimeError("planning failed")
+        return plan(self, source, item, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline_module.Pipeline, "_plan", failing)
+    path = write(tmp_path / "mentions.jsonl", lines)
+    with pytest.raises(RuntimeError, match="planning failed"):
+        await ingest_file(services, path, None, progress=False, batch_size=7)
+    async with services.store.read() as session:
+        assert set(await session.scalars(select(Mention.external_id))) == kept
+    assert 7 < len(kept) < len({row["id"] for row in lines})
+    monkeypatch.setattr(pipeline_module.Pipeline, "_plan", plan)
+    report = await ingest_file(services, path, None, progress=False, batch_size=7)
+    assert report.stored == len({row["id"] for row in lines}) - len(kept)
+    await services.store.close()
