@@ -12,6 +12,12 @@ linking, noise, routing, deadlines, events, dedupe, one transaction per batch.
 Baseline: the same rows (source, external id, channel, author, text, time, url) written
 with the driver alone (sqlite3 `executemany`, or asyncpg `executemany` on PostgreSQL)
 into a table with the same unique key, one transaction per batch of the same size.
+
+A second baseline, printed beside it: what the pipeline stored (its customers, authors,
+identities, link records, mentions and events, row for row) written again with the driver
+alone into an empty database of the same schema, every index and trigger included, a
+batch of the same size per transaction. It is the database's own cost of storing what
+`listener ingest` stored; the ratio to it is the pipeline's share of the work.
 `--db postgresql` uses a temporary database on 127.0.0.1:5432, dropped afterwards.
 `--workers N` has a worker process read and enrich the lines (`EnrichPool`; its
 start-up is part of the figure); without it, what `listener ingest` decides (one
@@ -43,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from listener.app import build_services
 from listener.config import parse_config
+from listener.db import BULK_CACHE_KIB
 from listener.ingest_file import BATCH_SIZE, ingest_file
 
 PG_SERVER = "postgres@127.0.0.1:5432"
@@ -165,6 +172,71 @@ async def raw_postgres(dsn: str, rows: list[tuple[Any, ...]]) -> float:
         await connection.close()
 
 
+STORED_TABLES = ("customers", "authors", "customer_identities", "customer_links",
+                 "mentions", "mention_events")
+"""What `listener ingest` writes, in an order its foreign keys accept (`sla_tallies` is
+kept by the mentions' triggers)."""
+SCHEMA_ORDER = {"table": 0, "index": 1, "trigger": 2, "view": 3}
+
+
+def stored_again_sqlite(stored: Path, target: Path) -> float:
+    """Mentions/s of writing `stored`'s rows into an empty copy of its schema, with the
+    app's pragmas and bulk page cache (listener/db.py)."""
+    source = sqlite3.connect(stored)
+    schema = sorted(source.execute(
+        "SELECT type, sql FROM sqlite_master WHERE sql IS NOT NULL "
+        "AND name NOT LIKE 'sqlite_%'"), key=lambda row: SCHEMA_ORDER[row[0]])
+    tables = {name: source.execute(f"SELECT * FROM {name} ORDER BY rowid").fetchall()
+              for name in STORED_TABLES}
+    source.close()
+    connection = sqlite3.connect(target)
+    for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON",
+                   f"cache_size=-{BULK_CACHE_KIB}"):
+        connection.execute(f"PRAGMA {pragma}")
+    with connection:
+        for _, sql in schema:
+            connection.execute(sql)
+    began = time.perf_counter()
+    for name, rows in tables.items():
+        marks = ", ".join("?" * len(rows[0])) if rows else ""
+        for i in range(0, len(rows), BATCH_SIZE):
+            with connection:
+                connection.executemany(f"INSERT INTO {name} VALUES ({marks})",
+                                       rows[i:i + BATCH_SIZE])
+    elapsed = time.perf_counter() - began
+    connection.close()
+    return len(tables["mentions"]) / elapsed
+
+
+async def stored_again_postgres(stored: str, target: str) -> float:
+    """The same on PostgreSQL: `target` was made from `stored` as a template and is
+    emptied first, so it has the same schema, indexes and triggers."""
+    source = await asyncpg.connect(f"postgresql://{PG_SERVER}/{stored}")
+    try:
+        tables = {name: await source.fetch(f"SELECT * FROM {name} ORDER BY id")
+                  for name in STORED_TABLES}
+    finally:
+        await source.close()
+    connection = await asyncpg.connect(f"postgresql://{PG_SERVER}/{target}")
+    try:
+        await connection.execute(f"TRUNCATE {', '.join(STORED_TABLES)}, sla_tallies "
+                                 "RESTART IDENTITY CASCADE")
+        began = time.perf_counter()
+        for name, rows in tables.items():
+            if not rows:
+                continue
+            columns = list(rows[0].keys())
+            statement = (f"INSERT INTO {name} ({', '.join(columns)}) VALUES "
+                         f"({', '.join(f'${i}' for i in range(1, len(columns) + 1))})")
+            for i in range(0, len(rows), BATCH_SIZE):
+                async with connection.transaction():
+                    await connection.executemany(
+                        statement, [tuple(row) for row in rows[i:i + BATCH_SIZE]])
+        return len(tables["mentions"]) / (time.perf_counter() - began)
+    finally:
+        await connection.close()
+
+
 def bench_config(db_url: str) -> Any:
     every = ["twitter", "instagram", "web", "email", "reddit", "mastodon", "app_review"]
     return parse_config({
@@ -209,9 +281,10 @@ async def pg_admin(statement: str) -> None:
 
 
 @asynccontextmanager
-async def pg_database() -> AsyncIterator[str]:
+async def pg_database(template: str | None = None) -> AsyncIterator[str]:
     name = f"listener_bench_{secrets.token_hex(4)}"
-    await pg_admin(f'CREATE DATABASE "{name}"')
+    copy = f' TEMPLATE "{template}"' if template else ""
+    await pg_admin(f'CREATE DATABASE "{name}"{copy}')
     try:
         yield name
     finally:
@@ -239,15 +312,21 @@ async def run(db: str, n: int, workers: int | None, profile: Path | None) -> Non
             async with pg_database() as app_db:
                 rate, report = await pipeline(f"postgresql+asyncpg://{PG_SERVER}/{app_db}",
                                               path, workers, profile)
+                async with pg_database(template=app_db) as again_db:
+                    again = await stored_again_postgres(app_db, again_db)
         else:
             rate, report = await pipeline(f"sqlite+aiosqlite:///{tmp}/listener.db", path,
                                           workers, profile)
+            again = stored_again_sqlite(Path(tmp) / "listener.db", Path(tmp) / "again.db")
     print(f"database:                {db}, batches of {BATCH_SIZE}, "
           f"{'default' if workers is None else workers} enrichment worker(s)")
     print(f"ingest:                  {report.summary()}")
     print(f"raw {db} insert:{'':<{11 - len(db)}}{baseline:>10,.0f} rows/s (baseline)")
     print(f"listener ingest:         {rate:>10,.0f} mentions/s")
     print(f"ratio ingest/raw:        {rate / baseline:>10.4f}")
+    print(f"stored rows written again: {again:>8,.0f} mentions/s (the same schema, driver "
+          "alone)")
+    print(f"ratio ingest/stored:     {rate / again:>10.4f}")
 
 
 def main() -> None:
